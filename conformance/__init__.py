@@ -1,0 +1,2 @@
+"""The `.vae` conformance kit: test vectors, hypothesis strategies and a runner for third-party
+encoders and decoders."""

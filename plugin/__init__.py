@@ -1,0 +1,1 @@
+"""Adapters that make `.vae` a native format of other libraries (pydub)."""

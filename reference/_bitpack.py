@@ -1,0 +1,33 @@
+"""VERBATIM sample packing (spec §5.4): two's complement, ``width`` bits each, MSB first."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["pack_signed", "unpack_signed", "packed_size"]
+
+
+def packed_size(count: int, width: int) -> int:
+    """Bytes that ``count`` samples of ``width`` bits occupy, the last byte zero-padded."""
+    return (count * width + 7) // 8
+
+
+def pack_signed(x: np.ndarray, width: int) -> bytes:
+    """Pack int64 samples that fit in ``width`` signed bits (1..33)."""
+    if len(x) == 0:
+        return b""
+    u = x.astype(np.int64).view(np.uint64) & np.uint64((1 << width) - 1)
+    shifts = np.arange(width - 1, -1, -1, dtype=np.uint64)
+    bits = ((u[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bits.reshape(-1)).tobytes()
+
+
+def unpack_signed(data: bytes, count: int, width: int) -> np.ndarray:
+    """Inverse of :func:`pack_signed`; ``data`` must hold exactly ``packed_size`` bytes."""
+    if count == 0:
+        return np.zeros(0, np.int64)
+    bits = np.unpackbits(np.frombuffer(data, np.uint8), count=count * width)
+    bits = bits.reshape(count, width).astype(np.int64)
+    weights = np.left_shift(np.int64(1), np.arange(width - 1, -1, -1, dtype=np.int64))
+    weights[0] = -weights[0]
+    return bits @ weights

@@ -1,0 +1,357 @@
+/* Sequential kernels of the vaelac reference codec: integer LPC (spec §6.3) and the adaptive
+ * binary range coder of residuals (spec §7).  vaelac/_pykernels.py is the same code in pure
+ * Python; tests hold the two against each other. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define PROB_BITS 16
+#define PROB_ONE (1u << PROB_BITS)
+#define PROB_INIT (1u << (PROB_BITS - 1))
+#define ADAPT_SHIFT 5
+#define RANGE_TOP (1u << 24)
+#define STAT_SHIFT 4
+#define NUM_CONTEXTS 64
+#define TREE_NODES 64
+#define MAX_BITLEN 56
+
+/* -------------------------------------------------------------- buffers -- */
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize,
+                      const char *name) {
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (itemsize > 1 && (view->itemsize != itemsize || view->len % itemsize)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected items of %zd bytes", name, itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ LPC -- */
+
+/* Prediction of sample i (§6.3): warm-up uses fixed predictors, then the quantized LPC. */
+static inline int64_t predict(const int64_t *s, Py_ssize_t i, const int32_t *coefs, int order,
+                              int shift) {
+    if (i < order) {
+        if (i == 0) return 0;
+        if (i == 1) return s[0];
+        return 2 * s[i - 1] - s[i - 2];
+    }
+    int64_t acc = 0;
+    for (int j = 0; j < order; j++) acc += (int64_t)coefs[j] * s[i - 1 - j];
+    return acc >> shift; /* arithmetic shift: floor division by 2**shift */
+}
+
+static int check_lpc_args(Py_buffer *coefs, int order, int shift) {
+    if (order < 1 || order > 32 || coefs->len / 4 < order || shift < 0 || shift > 31) {
+        PyErr_SetString(PyExc_ValueError, "lpc: order must be 1..32 with as many coefs, shift 0..31");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *lpc_residual(PyObject *self, PyObject *args) {
+    PyObject *s_obj, *c_obj, *r_obj;
+    int order, shift;
+    if (!PyArg_ParseTuple(args, "OOiiO", &s_obj, &c_obj, &order, &shift, &r_obj)) return NULL;
+    Py_buffer s, c, r;
+    if (get_buffer(s_obj, &s, 0, 8, "samples") < 0) return NULL;
+    if (get_buffer(c_obj, &c, 0, 4, "coefs") < 0) { PyBuffer_Release(&s); return NULL; }
+    if (get_buffer(r_obj, &r, 1, 8, "residual") < 0) {
+        PyBuffer_Release(&s); PyBuffer_Release(&c); return NULL;
+    }
+    PyObject *result = NULL;
+    if (check_lpc_args(&c, order, shift) == 0) {
+        if (r.len < s.len) {
+            PyErr_SetString(PyExc_ValueError, "residual buffer too small");
+        } else {
+            const int64_t *sp = s.buf;
+            int64_t *rp = r.buf;
+            Py_ssize_t n = s.len / 8;
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t i = 0; i < n; i++) rp[i] = sp[i] - predict(sp, i, c.buf, order, shift);
+            Py_END_ALLOW_THREADS
+            result = Py_None; Py_INCREF(result);
+        }
+    }
+    PyBuffer_Release(&s); PyBuffer_Release(&c); PyBuffer_Release(&r);
+    return result;
+}
+
+/* Rebuild samples from residuals in place; returns the index of the first sample outside
+ * [lo, hi] (the decoder rejects the stream there), or -1. */
+static PyObject *lpc_restore(PyObject *self, PyObject *args) {
+    PyObject *r_obj, *c_obj;
+    int order, shift;
+    long long lo, hi;
+    if (!PyArg_ParseTuple(args, "OOiiLL", &r_obj, &c_obj, &order, &shift, &lo, &hi)) return NULL;
+    Py_buffer r, c;
+    if (get_buffer(r_obj, &r, 1, 8, "residual") < 0) return NULL;
+    if (get_buffer(c_obj, &c, 0, 4, "coefs") < 0) { PyBuffer_Release(&r); return NULL; }
+    Py_ssize_t bad = -2;
+    if (check_lpc_args(&c, order, shift) == 0) {
+        int64_t *sp = r.buf;
+        Py_ssize_t n = r.len / 8;
+        bad = -1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t v = sp[i] + predict(sp, i, c.buf, order, shift);
+            if (v < lo || v > hi) { bad = i; break; }
+            sp[i] = v;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&r); PyBuffer_Release(&c);
+    if (bad == -2) return NULL;
+    return PyLong_FromSsize_t(bad);
+}
+
+/* -------------------------------------------------------- range coder -- */
+
+/* One adaptive binary probability: P(bit = 0) in units of 2**-16 (spec §7.2). */
+typedef uint16_t Prob;
+
+typedef struct {
+    Prob tree[NUM_CONTEXTS][TREE_NODES];
+    Prob mant1[TREE_NODES];
+    Prob mant2[TREE_NODES][2];
+} Model;
+
+static void model_init(Model *m) {
+    Prob *p = (Prob *)m;
+    size_t count = sizeof(Model) / sizeof(Prob);
+    for (size_t i = 0; i < count; i++) p[i] = PROB_INIT;
+}
+
+static inline int bitlen64(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
+
+static inline int context_of(uint64_t stat) {
+    int c = bitlen64(stat);
+    return c < NUM_CONTEXTS ? c : NUM_CONTEXTS - 1;
+}
+
+typedef struct {
+    uint64_t low;
+    uint32_t range;
+    uint8_t cache;
+    uint64_t cache_size;
+    uint8_t *out;
+    size_t len, cap;
+    int failed;
+} Encoder;
+
+static void enc_put(Encoder *e, uint8_t byte) {
+    if (e->len == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 4096;
+        uint8_t *p = realloc(e->out, cap);
+        if (!p) { e->failed = 1; return; }
+        e->out = p; e->cap = cap;
+    }
+    e->out[e->len++] = byte;
+}
+
+static void enc_shift_low(Encoder *e) {
+    if ((uint32_t)e->low < 0xFF000000u || (e->low >> 32) != 0) {
+        uint8_t carry = (uint8_t)(e->low >> 32);
+        uint8_t temp = e->cache;
+        do {
+            enc_put(e, (uint8_t)(temp + carry));
+            temp = 0xFF;
+        } while (--e->cache_size != 0);
+        e->cache = (uint8_t)(e->low >> 24);
+    }
+    e->cache_size++;
+    e->low = (e->low & 0x00FFFFFFu) << 8;
+}
+
+static inline void enc_bit(Encoder *e, Prob *p, int bit) {
+    uint32_t bound = (e->range >> PROB_BITS) * *p;
+    if (!bit) {
+        e->range = bound;
+        *p += (PROB_ONE - *p) >> ADAPT_SHIFT;
+    } else {
+        e->low += bound;
+        e->range -= bound;
+        *p -= *p >> ADAPT_SHIFT;
+    }
+    while (e->range < RANGE_TOP) { e->range <<= 8; enc_shift_low(e); }
+}
+
+static inline void enc_direct(Encoder *e, uint64_t value, int nbits) {
+    for (int i = nbits - 1; i >= 0; i--) {
+        e->range >>= 1;
+        if ((value >> i) & 1) e->low += e->range;
+        while (e->range < RANGE_TOP) { e->range <<= 8; enc_shift_low(e); }
+    }
+}
+
+static PyObject *rc_encode(PyObject *self, PyObject *args) {
+    PyObject *r_obj;
+    int mean_log2;
+    if (!PyArg_ParseTuple(args, "Oi", &r_obj, &mean_log2)) return NULL;
+    if (mean_log2 < 0 || mean_log2 > 55) {
+        PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
+        return NULL;
+    }
+    Py_buffer r;
+    if (get_buffer(r_obj, &r, 0, 8, "residual") < 0) return NULL;
+    Model *m = malloc(sizeof(Model));
+    Encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
+    Py_ssize_t bad = -1;
+    if (!m) { PyBuffer_Release(&r); return PyErr_NoMemory(); }
+    Py_BEGIN_ALLOW_THREADS
+    model_init(m);
+    const int64_t *rp = r.buf;
+    Py_ssize_t n = r.len / 8;
+    uint64_t stat = (uint64_t)1 << (mean_log2 + STAT_SHIFT);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t x = rp[i];
+        uint64_t v = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+        int len = bitlen64(v);
+        if (len > MAX_BITLEN) { bad = i; break; }
+        Prob *tree = m->tree[context_of(stat)];
+        unsigned node = 1;
+        for (int b = 5; b >= 0; b--) {
+            int bit = (len >> b) & 1;
+            enc_bit(&e, &tree[node], bit);
+            node = 2 * node + bit;
+        }
+        if (len >= 2) {
+            int m1 = (int)((v >> (len - 2)) & 1);
+            enc_bit(&e, &m->mant1[len], m1);
+            if (len >= 3) {
+                enc_bit(&e, &m->mant2[len][m1], (int)((v >> (len - 3)) & 1));
+                if (len >= 4) enc_direct(&e, v, len - 3);
+            }
+        }
+        stat += v - (stat >> STAT_SHIFT);
+    }
+    for (int k = 0; k < 5; k++) enc_shift_low(&e);
+    Py_END_ALLOW_THREADS
+    free(m);
+    PyBuffer_Release(&r);
+    if (bad >= 0) {
+        free(e.out);
+        PyErr_Format(PyExc_OverflowError, "residual %zd is too large to code", bad);
+        return NULL;
+    }
+    if (e.failed) { free(e.out); return PyErr_NoMemory(); }
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)e.out, (Py_ssize_t)e.len);
+    free(e.out);
+    return bytes;
+}
+
+typedef struct {
+    uint32_t range, code;
+    const uint8_t *in;
+    size_t pos, len;
+    int overrun;
+} Decoder;
+
+static inline uint8_t dec_byte(Decoder *d) {
+    if (d->pos < d->len) return d->in[d->pos++];
+    d->overrun = 1;
+    return 0;
+}
+
+static inline int dec_bit(Decoder *d, Prob *p) {
+    uint32_t bound = (d->range >> PROB_BITS) * *p;
+    int bit;
+    if (d->code < bound) {
+        d->range = bound;
+        *p += (PROB_ONE - *p) >> ADAPT_SHIFT;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        *p -= *p >> ADAPT_SHIFT;
+        bit = 1;
+    }
+    while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | dec_byte(d); }
+    return bit;
+}
+
+static inline uint64_t dec_direct(Decoder *d, int nbits) {
+    uint64_t value = 0;
+    for (int i = 0; i < nbits; i++) {
+        d->range >>= 1;
+        int bit = d->code >= d->range;
+        if (bit) d->code -= d->range;
+        value = (value << 1) | (uint64_t)bit;
+        while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | dec_byte(d); }
+    }
+    return value;
+}
+
+/* rc_decode(data, mean_log2, out) -> status: 0 ok, 1 payload too short, 2 bytes left over,
+ * 3 first byte not zero, 4 a residual's bit length above the limit, 5 code not below range. */
+static PyObject *rc_decode(PyObject *self, PyObject *args) {
+    PyObject *d_obj, *o_obj;
+    int mean_log2;
+    if (!PyArg_ParseTuple(args, "OiO", &d_obj, &mean_log2, &o_obj)) return NULL;
+    if (mean_log2 < 0 || mean_log2 > 55) {
+        PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
+        return NULL;
+    }
+    Py_buffer data, out;
+    if (get_buffer(d_obj, &data, 0, 1, "data") < 0) return NULL;
+    if (get_buffer(o_obj, &out, 1, 8, "out") < 0) { PyBuffer_Release(&data); return NULL; }
+    Model *m = malloc(sizeof(Model));
+    if (!m) { PyBuffer_Release(&data); PyBuffer_Release(&out); return PyErr_NoMemory(); }
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    model_init(m);
+    Decoder d = {0xFFFFFFFFu, 0, data.buf, 0, (size_t)data.len, 0};
+    if (dec_byte(&d) != 0) status = 3;
+    for (int k = 0; k < 4; k++) d.code = (d.code << 8) | dec_byte(&d);
+    if (status == 0 && d.code == 0xFFFFFFFFu) status = 5;
+    int64_t *op = out.buf;
+    Py_ssize_t n = out.len / 8;
+    uint64_t stat = (uint64_t)1 << (mean_log2 + STAT_SHIFT);
+    for (Py_ssize_t i = 0; i < n && status == 0; i++) {
+        Prob *tree = m->tree[context_of(stat)];
+        unsigned node = 1;
+        for (int b = 0; b < 6; b++) node = 2 * node + dec_bit(&d, &tree[node]);
+        int len = (int)(node - TREE_NODES);
+        uint64_t v;
+        if (len > MAX_BITLEN) { status = 4; break; }
+        if (len < 2) {
+            v = (uint64_t)len;
+        } else {
+            int m1 = dec_bit(&d, &m->mant1[len]);
+            v = 2 | (uint64_t)m1;
+            if (len >= 3) {
+                v = (v << 1) | (uint64_t)dec_bit(&d, &m->mant2[len][m1]);
+                if (len >= 4) v = (v << (len - 3)) | dec_direct(&d, len - 3);
+            }
+        }
+        op[i] = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+        stat += v - (stat >> STAT_SHIFT);
+        if (d.overrun) status = 1;
+    }
+    if (status == 0 && d.overrun) status = 1;
+    if (status == 0 && d.pos != d.len) status = 2;
+    Py_END_ALLOW_THREADS
+    free(m);
+    PyBuffer_Release(&data); PyBuffer_Release(&out);
+    return PyLong_FromLong(status);
+}
+
+static PyMethodDef methods[] = {
+    {"lpc_residual", lpc_residual, METH_VARARGS,
+     "lpc_residual(samples, coefs, order, shift, out): residual of int64 samples (spec 6.3)."},
+    {"lpc_restore", lpc_restore, METH_VARARGS,
+     "lpc_restore(buf, coefs, order, shift, lo, hi) -> first bad index or -1 (spec 6.3)."},
+    {"rc_encode", rc_encode, METH_VARARGS,
+     "rc_encode(residual, initial_mean_log2) -> bytes (spec 7)."},
+    {"rc_decode", rc_decode, METH_VARARGS,
+     "rc_decode(data, initial_mean_log2, out) -> status (spec 7)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

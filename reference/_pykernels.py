@@ -1,0 +1,212 @@
+"""Pure-Python twin of ``_kernels.c`` (spec §6.3, §7): the fallback without a C compiler, and
+the second implementation that the tests hold the compiled one against. Slow; exact."""
+
+from __future__ import annotations
+
+from .spec.constants import (ADAPT_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, PROB_BITS, PROB_INIT,
+                             RANGE_TOP, STAT_SHIFT)
+
+__all__ = ["lpc_residual", "lpc_restore", "rc_encode", "rc_decode"]
+
+_PROB_ONE = 1 << PROB_BITS
+_MASK32 = 0xFFFFFFFF
+_TREE_DEPTH = 6
+
+
+def _predict(s, i, coefs, order, shift):
+    if i < order:
+        if i == 0:
+            return 0
+        if i == 1:
+            return s[0]
+        return 2 * s[i - 1] - s[i - 2]
+    return sum(coefs[j] * s[i - 1 - j] for j in range(order)) >> shift
+
+
+def lpc_residual(samples, coefs, order, shift, out):
+    """out[i] = samples[i] - prediction(i)."""
+    s = [int(x) for x in samples]
+    c = [int(x) for x in coefs[:order]]
+    for i in range(len(s)):
+        out[i] = s[i] - _predict(s, i, c, order, shift)
+
+
+def lpc_restore(buf, coefs, order, shift, lo, hi):
+    """Samples from residuals in place; index of the first sample outside [lo, hi], or -1."""
+    c = [int(x) for x in coefs[:order]]
+    s = []
+    for i in range(len(buf)):
+        value = int(buf[i]) + _predict(s, i, c, order, shift)
+        if value < lo or value > hi:
+            return i
+        s.append(value)
+        buf[i] = value
+    return -1
+
+
+def _new_model():
+    return ([[PROB_INIT] * 64 for _ in range(NUM_CONTEXTS)], [PROB_INIT] * 64,
+            [[PROB_INIT, PROB_INIT] for _ in range(64)])
+
+
+def _context(stat):
+    return min(stat.bit_length(), NUM_CONTEXTS - 1)
+
+
+class _Encoder:
+    def __init__(self):
+        self.low, self.range, self.cache, self.cache_size = 0, _MASK32, 0, 1
+        self.out = bytearray()
+
+    def shift_low(self):
+        if self.low < 0xFF000000 or self.low >= 1 << 32:
+            carry = self.low >> 32
+            temp = self.cache
+            while True:
+                self.out.append((temp + carry) & 0xFF)
+                temp = 0xFF
+                self.cache_size -= 1
+                if self.cache_size == 0:
+                    break
+            self.cache = (self.low >> 24) & 0xFF
+        self.cache_size += 1
+        self.low = (self.low & 0x00FFFFFF) << 8
+
+    def normalize(self):
+        while self.range < RANGE_TOP:
+            self.range = (self.range << 8) & _MASK32
+            self.shift_low()
+
+    def bit(self, probs, index, bit):
+        p = probs[index]
+        bound = (self.range >> PROB_BITS) * p
+        if bit:
+            self.low += bound
+            self.range -= bound
+            probs[index] = p - (p >> ADAPT_SHIFT)
+        else:
+            self.range = bound
+            probs[index] = p + ((_PROB_ONE - p) >> ADAPT_SHIFT)
+        self.normalize()
+
+    def direct(self, value, nbits):
+        for i in range(nbits - 1, -1, -1):
+            self.range >>= 1
+            if (value >> i) & 1:
+                self.low += self.range
+            self.normalize()
+
+
+def rc_encode(residual, mean_log2):
+    """Code residuals (§7.4); returns the payload bytes."""
+    tree, mant1, mant2 = _new_model()
+    enc = _Encoder()
+    stat = 1 << (mean_log2 + STAT_SHIFT)
+    for x in residual:
+        x = int(x)
+        v = 2 * x if x >= 0 else -2 * x - 1
+        length = v.bit_length()
+        if length > MAX_RESIDUAL_BITLEN:
+            raise OverflowError(f"residual {x} is too large to code")
+        probs = tree[_context(stat)]
+        node = 1
+        for b in range(_TREE_DEPTH - 1, -1, -1):
+            bit = (length >> b) & 1
+            enc.bit(probs, node, bit)
+            node = 2 * node + bit
+        if length >= 2:
+            m1 = (v >> (length - 2)) & 1
+            enc.bit(mant1, length, m1)
+            if length >= 3:
+                enc.bit(mant2[length], m1, (v >> (length - 3)) & 1)
+                if length >= 4:
+                    enc.direct(v, length - 3)
+        stat += v - (stat >> STAT_SHIFT)
+    for _ in range(5):
+        enc.shift_low()
+    return bytes(enc.out)
+
+
+def rc_decode(data, mean_log2, out):
+    """Decode len(out) residuals into out; status as the C kernel (0 = ok)."""
+    tree, mant1, mant2 = _new_model()
+    data = bytes(data)
+    state = {"pos": 0, "overrun": False}
+
+    def next_byte():
+        if state["pos"] < len(data):
+            state["pos"] += 1
+            return data[state["pos"] - 1]
+        state["overrun"] = True
+        return 0
+
+    rng = _MASK32
+    status = 0 if next_byte() == 0 else 3
+    code = 0
+    for _ in range(4):
+        code = ((code << 8) | next_byte()) & _MASK32
+    if status == 0 and code == _MASK32:
+        status = 5
+
+    def bit(probs, index):
+        nonlocal rng, code
+        p = probs[index]
+        bound = (rng >> PROB_BITS) * p
+        if code < bound:
+            rng = bound
+            probs[index] = p + ((_PROB_ONE - p) >> ADAPT_SHIFT)
+            result = 0
+        else:
+            code -= bound
+            rng -= bound
+            probs[index] = p - (p >> ADAPT_SHIFT)
+            result = 1
+        while rng < RANGE_TOP:
+            rng = (rng << 8) & _MASK32
+            code = ((code << 8) | next_byte()) & _MASK32
+        return result
+
+    def direct(nbits):
+        nonlocal rng, code
+        value = 0
+        for _ in range(nbits):
+            rng >>= 1
+            b = 1 if code >= rng else 0
+            if b:
+                code -= rng
+            value = (value << 1) | b
+            while rng < RANGE_TOP:
+                rng = (rng << 8) & _MASK32
+                code = ((code << 8) | next_byte()) & _MASK32
+        return value
+
+    stat = 1 << (mean_log2 + STAT_SHIFT)
+    for i in range(len(out)):
+        if status:
+            break
+        probs = tree[_context(stat)]
+        node = 1
+        for _ in range(_TREE_DEPTH):
+            node = 2 * node + bit(probs, node)
+        length = node - 64
+        if length > MAX_RESIDUAL_BITLEN:
+            status = 4
+            break
+        if length < 2:
+            v = length
+        else:
+            m1 = bit(mant1, length)
+            v = 2 | m1
+            if length >= 3:
+                v = (v << 1) | bit(mant2[length], m1)
+                if length >= 4:
+                    v = (v << (length - 3)) | direct(length - 3)
+        out[i] = (v >> 1) ^ -(v & 1)
+        stat += v - (stat >> STAT_SHIFT)
+        if state["overrun"]:
+            status = 1
+    if status == 0 and state["overrun"]:
+        status = 1
+    if status == 0 and state["pos"] != len(data):
+        status = 2
+    return status

@@ -1,0 +1,157 @@
+"""The Python API: soundfile-shaped ``read``/``write``/``info``/``blocks`` and one-shot
+``encode``/``decode`` on numpy arrays, bytes, paths and file objects."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import BinaryIO, Iterator, Union
+
+import numpy as np
+
+from ._atomic import atomic_output
+from .decoder import StreamDecoder, StreamInfo
+from .encoder import DEFAULT_LEVEL, StreamEncoder
+from .spec.errors import EncodeError
+
+__all__ = ["read", "write", "info", "blocks", "encode", "decode"]
+
+FileLike = Union[str, os.PathLike, BinaryIO]
+
+
+class _opened:
+    """Open a path for reading, or pass a file object through without closing it."""
+
+    def __init__(self, file: FileLike):
+        self.file = file
+        self.owned = isinstance(file, (str, os.PathLike))
+
+    def __enter__(self) -> BinaryIO:
+        if self.owned:
+            self.f = open(self.file, "rb")
+            return self.f
+        return self.file
+
+    def __exit__(self, *exc) -> None:
+        if self.owned:
+            self.f.close()
+
+
+def _convert(pcm: np.ndarray, bits: int, dtype: str, always_2d: bool) -> np.ndarray:
+    if dtype in ("float32", "float64"):
+        pcm = pcm.astype(dtype) / dtype_scale(bits)
+    elif dtype != "int32":
+        pcm = pcm.astype(dtype)
+    if not always_2d and pcm.shape[1] == 1:
+        pcm = pcm[:, 0]
+    return pcm
+
+
+def dtype_scale(bits: int) -> float:
+    """Full scale of a ``bits``-bit signed sample: float output is pcm / 2**(bits-1)."""
+    return float(1 << (bits - 1))
+
+
+def info(file: FileLike) -> StreamInfo:
+    """Stream parameters and metadata, without decoding audio."""
+    with _opened(file) as f:
+        return StreamDecoder(f).info
+
+
+def blocks(file: FileLike, blocksize: int | None = None, *, dtype: str = "int32",
+           always_2d: bool = False) -> Iterator[np.ndarray]:
+    """Decode in bounded memory, yielding arrays of ``blocksize`` frames (default: per frame).
+
+    The stream's CRCs are checked as it goes and its MD5 after the last block.
+    """
+    with _opened(file) as f:
+        dec = StreamDecoder(f)
+        bits = dec.info.bits_per_sample
+        pending: list[np.ndarray] = []
+        held = 0
+        for pcm in dec:
+            if blocksize is None:
+                yield _convert(pcm, bits, dtype, always_2d)
+                continue
+            pending.append(pcm)
+            held += len(pcm)
+            while held >= blocksize:
+                data = np.concatenate(pending)
+                yield _convert(data[:blocksize], bits, dtype, always_2d)
+                rest = data[blocksize:]
+                pending, held = ([rest] if len(rest) else []), len(rest)
+        if blocksize is not None and held:
+            yield _convert(np.concatenate(pending), bits, dtype, always_2d)
+
+
+def read(file: FileLike, *, dtype: str = "int32", always_2d: bool = False
+         ) -> tuple[np.ndarray, int]:
+    """Decode a whole stream: (data, samplerate), data of shape (frames,) or (frames, channels).
+
+    Integer output keeps the stored values; ``dtype="float32"`` scales by 2**(bits-1).
+    """
+    with _opened(file) as f:
+        dec = StreamDecoder(f)
+        parts = list(dec)
+        nch = dec.info.channels
+        pcm = np.concatenate(parts) if parts else np.zeros((0, nch), np.int32)
+        return _convert(pcm, dec.info.bits_per_sample, dtype, always_2d), dec.info.sample_rate
+
+
+def _as_pcm(data: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
+    data = np.asarray(data)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2:
+        raise EncodeError(f"data must have shape (frames,) or (frames, channels), got {data.shape}")
+    if data.dtype.kind not in "iu":
+        raise EncodeError(f"data must be integer PCM, got dtype {data.dtype} "
+                          "(scale float audio to integers first)")
+    if bits is None:
+        bits = 8 * data.dtype.itemsize
+        if data.dtype.kind == "u" or bits > 32:
+            raise EncodeError(f"give bits= for dtype {data.dtype}")
+    return data, bits
+
+
+def write(file: FileLike, data: np.ndarray, samplerate: int, *, bits: int | None = None,
+          level: int = DEFAULT_LEVEL, tags: dict[str, str] | None = None,
+          channel_mask: int = 0, overwrite: bool = True) -> None:
+    """Encode integer PCM of shape (frames,) or (frames, channels) to a path or file object.
+
+    ``bits`` defaults to the dtype's width (int16 → 16). A path is written atomically.
+    """
+    data, bits = _as_pcm(data, bits)
+
+    def run(f: BinaryIO) -> None:
+        enc = StreamEncoder(f, samplerate, data.shape[1], bits, level=level,
+                            total_samples=len(data), channel_mask=channel_mask, tags=tags)
+        enc.write(data)
+        enc.close()
+
+    if isinstance(file, (str, os.PathLike)):
+        with atomic_output(file, overwrite=overwrite) as f:
+            run(f)
+    else:
+        run(file)
+
+
+def encode(data: np.ndarray, samplerate: int, *, bits: int | None = None,
+           level: int = DEFAULT_LEVEL, tags: dict[str, str] | None = None,
+           channel_mask: int = 0) -> bytes:
+    """Encode integer PCM to the bytes of a `.vae` stream."""
+    buf = io.BytesIO()
+    write(buf, data, samplerate, bits=bits, level=level, tags=tags, channel_mask=channel_mask)
+    return buf.getvalue()
+
+
+def decode(stream: bytes | FileLike, *, dtype: str = "int32", always_2d: bool = True
+           ) -> tuple[np.ndarray, StreamInfo]:
+    """Decode bytes (or a path/file) to (PCM of shape (frames, channels), StreamInfo)."""
+    if isinstance(stream, (bytes, bytearray, memoryview)):
+        stream = io.BytesIO(bytes(stream))
+    with _opened(stream) as f:
+        dec = StreamDecoder(f)
+        parts = list(dec)
+        pcm = np.concatenate(parts) if parts else np.zeros((0, dec.info.channels), np.int32)
+        return _convert(pcm, dec.info.bits_per_sample, dtype, always_2d), dec.info

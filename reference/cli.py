@@ -1,0 +1,265 @@
+"""``vaelac`` command line: encode, decode, test, info.
+
+Every failure prints one line ``vaelac: FILE: message`` on stderr and the exit status is 1
+(2 for bad usage); no partial output file is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import BinaryIO, Callable
+
+from ._atomic import atomic_output
+from .spec.errors import VaeError
+
+__all__ = ["main"]
+
+_READ_BLOCK = 1 << 16
+
+
+class _Progress:
+    """A one-line progress indicator on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str, total: int | None, enabled: bool):
+        self.label, self.total = label, total
+        self.enabled = enabled and total is not None and total > 0 and sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if self.enabled and now - self.last > 0.2:
+            self.last = now
+            sys.stderr.write(f"\r{self.label}: {100 * done // self.total:3d}%")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * (len(self.label) + 6) + "\r")
+
+
+def _open_in(path: str) -> BinaryIO:
+    return sys.stdin.buffer if path == "-" else open(path, "rb")
+
+
+def _output_name(src: str, given: str | None, suffix: str) -> str:
+    if given:
+        return given
+    if src == "-":
+        return "-"
+    return os.path.splitext(src)[0] + suffix
+
+
+def _encode_one(src: str, dst: str, args) -> str:
+    from .encoder import StreamEncoder
+    from .wav import WavReader
+
+    with _open_in(src) as raw:
+        reader = WavReader(raw)
+        fmt = reader.format
+        progress = _Progress(os.path.basename(src), fmt.total_frames, not args.quiet)
+        with atomic_output(dst, overwrite=args.force) as out:
+            enc = StreamEncoder(out, fmt.sample_rate, fmt.channels, fmt.bits_per_sample,
+                                level=args.level, total_samples=fmt.total_frames,
+                                channel_mask=fmt.channel_mask, tags=_parse_tags(args.tag))
+            for block in reader.blocks(_READ_BLOCK):
+                enc.write(block)
+                progress.update(enc.samples_written)
+            enc.close()
+            progress.close()
+            if args.verify and dst != "-":
+                out.flush()
+                out.seek(0)
+                _verify(out, src)
+    return f"{src} -> {dst}"
+
+
+def _verify(stream: BinaryIO, src: str) -> None:
+    """Decode what was just written and compare with the source, sample for sample (-V)."""
+    import numpy as np
+
+    from .decoder import StreamDecoder
+    from .spec.errors import IntegrityError
+    from .wav import WavReader
+
+    dec = StreamDecoder(stream)
+    with open(src, "rb") as raw:
+        reader = WavReader(raw)
+        for block in dec:
+            expected = reader.read(len(block))
+            if expected.shape != block.shape or not np.array_equal(expected, block):
+                raise IntegrityError(f"verify failed: decoded audio differs from {src}",
+                                     frame=dec.samples_decoded)
+        if len(reader.read(1)):
+            raise IntegrityError(f"verify failed: decoded stream is shorter than {src}")
+
+
+def _decode_one(src: str, dst: str | None, args) -> str:
+    from .decoder import StreamDecoder
+    from .wav import WavFormat, WavWriter
+
+    with _open_in(src) as raw:
+        dec = StreamDecoder(raw)
+        info = dec.info
+        progress = _Progress(os.path.basename(src), info.total_samples, not args.quiet)
+        if dst is None:
+            for _ in dec:
+                progress.update(dec.samples_decoded)
+            progress.close()
+            md5 = "MD5 checked" if dec.md5_checked else "no MD5 in stream"
+            kind = "lossy" if info.lossy else "lossless"
+            return f"{src}: ok ({dec.samples_decoded} samples, {kind}, {md5})"
+        fmt = WavFormat(sample_rate=info.sample_rate, channels=info.channels,
+                        bits_per_sample=info.bits_per_sample,
+                        container_bits=8 * ((info.bits_per_sample + 7) // 8),
+                        channel_mask=info.channel_mask, total_frames=info.total_samples)
+        with atomic_output(dst, overwrite=args.force) as out:
+            writer = WavWriter(out, fmt)
+            for block in dec:
+                writer.write(block)
+                progress.update(dec.samples_decoded)
+            writer.close()
+            progress.close()
+    return f"{src} -> {dst}"
+
+
+def _info_one(src: str, args) -> str:
+    from .decoder import StreamDecoder
+
+    with _open_in(src) as raw:
+        dec = StreamDecoder(raw)
+        info = dec.info
+        lines = [f"{src}:",
+                 f"  version          {info.version[0]}.{info.version[1]}",
+                 f"  sample_rate      {info.sample_rate} Hz",
+                 f"  channels         {info.channels} (mask 0x{info.channel_mask:x})",
+                 f"  bits_per_sample  {info.bits_per_sample}",
+                 f"  frame_length     {info.frame_length}",
+                 f"  total_samples    "
+                 f"{'unknown' if info.total_samples is None else info.total_samples}",
+                 f"  pcm_md5          {info.pcm_md5.hex() if info.pcm_md5 else 'unknown'}",
+                 f"  lossy            {'yes' if info.lossy else 'no'}"]
+        for name, offset, length in info.blocks:
+            lines.append(f"  block {name:<11} at byte {offset}, {length} bytes")
+        for key, value in info.tags:
+            lines.append(f"  tag {key}={value}")
+        if info.model_sha256:
+            lines.append(f"  model {info.model_name} sha256 {info.model_sha256.hex()}")
+        if args.frames:
+            dec.keep_frame_infos = True
+            for _ in dec:
+                pass
+            modes = {}
+            types = {}
+            for fr in dec.frames:
+                modes[fr.channel_mode] = modes.get(fr.channel_mode, 0) + 1
+                for t in fr.subframe_types:
+                    types[t] = types.get(t, 0) + 1
+            total = sum(fr.size for fr in dec.frames)
+            lines.append(f"  frames           {len(dec.frames)}, {total} bytes")
+            lines.append(f"  channel modes    {_names(modes, 'ChannelMode')}")
+            lines.append(f"  subframe types   {_names(types, 'SubframeType')}")
+            if args.frames > 1:
+                for fr in dec.frames:
+                    lines.append(f"    frame {fr.index} at byte {fr.offset}: {fr.sample_count} "
+                                 f"samples from {fr.first_sample}, mode {fr.channel_mode}, "
+                                 f"{fr.size} bytes, subframes {fr.subframe_types}")
+        return "\n".join(lines)
+
+
+def _names(counts: dict, enum_name: str) -> str:
+    from .spec import constants
+
+    enum = getattr(constants, enum_name)
+    return ", ".join(f"{enum(k).name} {v}" for k, v in sorted(counts.items()))
+
+
+def _parse_tags(items: list[str] | None) -> list[tuple[str, str]]:
+    tags = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"vaelac: --tag {item!r} must be KEY=VALUE")
+        tags.append((key, value))
+    return tags
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaelac", description="VAE Lossless Audio Codec")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"vaelac {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    enc = sub.add_parser("encode", help="WAV -> .vae")
+    enc.add_argument("inputs", nargs="+", metavar="IN.wav", help="'-' reads standard input")
+    enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
+    for level in range(9):
+        enc.add_argument(f"-{level}", dest="level", action="store_const", const=level,
+                         help=argparse.SUPPRESS)
+    enc.add_argument("-l", "--level", type=int, choices=range(9), help="effort 0..8 (default 5)")
+    enc.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
+    enc.add_argument("-V", "--verify", action="store_true", help="decode and compare after")
+    enc.add_argument("-T", "--tag", action="append", metavar="KEY=VALUE", help="add a tag")
+    enc.add_argument("-q", "--quiet", action="store_true")
+    enc.set_defaults(level=None)
+
+    dec = sub.add_parser("decode", help=".vae -> WAV")
+    dec.add_argument("inputs", nargs="+", metavar="IN.vae")
+    dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
+    dec.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
+    dec.add_argument("-q", "--quiet", action="store_true")
+
+    test = sub.add_parser("test", help="decode and check CRCs and the PCM MD5, write nothing")
+    test.add_argument("inputs", nargs="+", metavar="FILE.vae")
+    test.add_argument("-q", "--quiet", action="store_true")
+
+    info = sub.add_parser("info", help="show the stream's structure")
+    info.add_argument("inputs", nargs="+", metavar="FILE.vae")
+    info.add_argument("--frames", action="count", default=0,
+                      help="also summarise frames (twice: list every frame)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "output", None) and len(args.inputs) > 1:
+        print("vaelac: -o needs exactly one input", file=sys.stderr)
+        return 2
+    if args.command == "encode" and args.level is None:
+        from .encoder import DEFAULT_LEVEL
+
+        args.level = DEFAULT_LEVEL
+    if args.command in ("encode", "decode") and args.output is None and "-" in args.inputs:
+        args.output = "-"
+    failures = 0
+    for src in args.inputs:
+        try:
+            if args.command == "encode":
+                message = _encode_one(src, _output_name(src, args.output, ".vae"), args)
+            elif args.command == "decode":
+                message = _decode_one(src, _output_name(src, args.output, ".wav"), args)
+            elif args.command == "test":
+                message = _decode_one(src, None, args)
+            else:
+                message = _info_one(src, args)
+            if args.command == "info" or (not getattr(args, "quiet", False)
+                                          and getattr(args, "output", None) != "-"):
+                print(message, file=sys.stdout if args.command in ("info", "test")
+                      else sys.stderr)
+        except (VaeError, OSError) as exc:
+            failures += 1
+            text = str(exc) if isinstance(exc, VaeError) else (exc.strerror or str(exc))
+            print(f"vaelac: {src}: {text}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"vaelac: {src}: interrupted; no output written", file=sys.stderr)
+            return 130
+    if failures and len(args.inputs) > 1:
+        print(f"vaelac: {failures} of {len(args.inputs)} files failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""The reference decoder (spec §4–§7, §9): follows the stream, checks everything, searches nothing.
+
+Reads through the ``construct`` grammar in :mod:`vaelac.spec`; every size is checked against the
+format's limits before anything is read or allocated, and every failure is a :class:`VaeError`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+import construct
+import numpy as np
+
+from . import channels as chan
+from ._backend import kernels
+from ._bitpack import packed_size, unpack_signed
+from .checksum import PcmDigest, crc8, crc32
+from .lpc import restore_signal
+from .spec import container as grammar
+from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER_BYTES,
+                             FRAME_SYNC, MAX_BITS_PER_SAMPLE, MAX_COEF_BITS, MAX_FRAME_LENGTH,
+                             MAX_INITIAL_MEAN_LOG2, MAX_LPC_ORDER, MAX_LPC_SHIFT,
+                             MAX_WASTED_BITS, MIN_FRAME_LENGTH, MODEL_SUBFRAME_TYPES,
+                             PCM_MD5_UNKNOWN, SIGNATURE, STREAMINFO_FLAGS_DEFINED,
+                             STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
+                             BlockType, ChannelMode, SubframeType, max_frame_payload_bytes)
+from .spec.errors import (FormatError, IntegrityError, LimitError, NotVaeError, TruncatedError,
+                          UnsupportedError, VaeError)
+
+__all__ = ["StreamInfo", "StreamDecoder", "FrameInfo"]
+
+_RC_STATUS = {
+    1: "coded residuals end before the last sample",
+    2: "bytes are left over after the last coded residual",
+    3: "the coded residuals' first byte is not 0",
+    4: "a residual's bit length exceeds 56",
+    5: "the coder's initial code value is not below its range",
+}
+
+
+@dataclass
+class StreamInfo:
+    """What STREAMINFO (§4.2) and the other metadata blocks say about a stream."""
+
+    sample_rate: int
+    channels: int
+    bits_per_sample: int
+    frame_length: int
+    total_samples: int | None
+    channel_mask: int
+    pcm_md5: bytes | None
+    lossy: bool
+    version: tuple[int, int]
+    tags: list[tuple[str, str]] = field(default_factory=list)
+    vendor: str = ""
+    seek_points: list[tuple[int, int]] = field(default_factory=list)
+    model_sha256: bytes | None = None
+    model_name: str | None = None
+    blocks: list[tuple[str, int, int]] = field(default_factory=list)  # (type, offset, length)
+    first_frame_offset: int = 0
+
+    @property
+    def duration(self) -> float | None:
+        if self.total_samples is None:
+            return None
+        return self.total_samples / self.sample_rate
+
+
+@dataclass
+class FrameInfo:
+    """Summary of one decoded frame, for ``vaelac info`` and error reports."""
+
+    index: int
+    offset: int
+    first_sample: int
+    sample_count: int
+    channel_mode: int
+    size: int
+    subframe_types: list[int]
+
+
+class _Reader:
+    """Strict reads: a short read is a TruncatedError naming the structure and offset."""
+
+    def __init__(self, fileobj: BinaryIO):
+        self.file = fileobj
+        self.offset = 0
+
+    def read(self, n: int, structure: str, frame: int | None = None) -> bytes:
+        data = self.file.read(n) if n else b""
+        if data is None:
+            data = b""
+        while len(data) < n:
+            more = self.file.read(n - len(data))
+            if not more:
+                raise TruncatedError(f"{n} bytes expected, {len(data)} found before the end",
+                                     structure=structure, offset=self.offset, frame=frame)
+            data += more
+        self.offset += n
+        return data
+
+    def at_eof(self) -> bool:
+        peek = getattr(self.file, "peek", None)
+        if peek is not None:
+            try:
+                return not peek(1)
+            except (OSError, ValueError):
+                pass
+        return False
+
+
+def _parse(struct, data: bytes, structure: str, offset: int, frame: int | None = None):
+    """Parse with construct; every construct failure becomes a FormatError here, in one place."""
+    try:
+        return struct.parse(data)
+    except construct.ConstructError as exc:
+        raise FormatError(f"malformed: {exc}", structure=structure, offset=offset,
+                          frame=frame) from None
+
+
+class StreamDecoder:
+    """Decode a `.vae` stream from a binary file object, frame by frame.
+
+    Iterating yields int32 arrays of shape (n, channels) (int64 for 32-bit streams is never
+    needed: decoded samples always fit their declared depth). ``verify`` checks the PCM MD5 at
+    the end of the stream when the header carries one.
+    """
+
+    def __init__(self, fileobj: BinaryIO):
+        if not hasattr(fileobj, "peek"):
+            fileobj = io.BufferedReader(_RawAdapter(fileobj))
+        self._reader = _Reader(fileobj)
+        self.info = self._read_head()
+        self._expected_frame = 0
+        self._samples_done = 0
+        self._digest = PcmDigest(self.info.bits_per_sample)
+        self.frames: list[FrameInfo] = []
+        self.keep_frame_infos = False
+
+    # -- head (§3, §4) ----------------------------------------------------------------------
+    def _read_head(self) -> StreamInfo:
+        r = self._reader
+        head = self.file_head = r.file.read(len(SIGNATURE) + 2)
+        r.offset += len(head)
+        if len(head) < len(SIGNATURE) or head[: len(SIGNATURE)] != SIGNATURE:
+            raise NotVaeError(_signature_problem(head), structure="signature", offset=0,
+                              section="§3.1")
+        if len(head) < len(SIGNATURE) + 2:
+            raise TruncatedError("stream ends inside the version", structure="signature",
+                                 offset=len(head))
+        major, minor = head[-2], head[-1]
+        if major != VERSION_MAJOR:
+            raise UnsupportedError(f"version {major}.{minor} is not supported (this decoder "
+                                   f"reads {VERSION_MAJOR}.x)", structure="version", offset=8,
+                                   section="§3.2")
+        info = None
+        index = 0
+        while True:
+            offset = r.offset
+            block_header = _parse(grammar.BlockHeader, r.read(4, "metadata block header"),
+                                  "metadata block header", offset)
+            kind, length = block_header.block_type, block_header.length
+            if index == 0 and kind != BlockType.STREAMINFO:
+                raise FormatError(f"first metadata block must be STREAMINFO, found type {kind}",
+                                  structure="metadata block header", offset=offset,
+                                  section="§4.1")
+            if index > 0 and kind == BlockType.STREAMINFO:
+                raise FormatError("a second STREAMINFO block", structure="metadata block header",
+                                  offset=offset, section="§4.1")
+            if kind == FORBIDDEN_BLOCK_TYPE:
+                raise FormatError("metadata block type 127 is forbidden",
+                                  structure="metadata block header", offset=offset,
+                                  section="§4.1")
+            body = r.read(length, f"metadata block type {kind}")
+            body_offset = offset + 4
+            name = BlockType(kind).name if kind in BlockType._value2member_map_ else "RESERVED"
+            if kind == BlockType.STREAMINFO:
+                info = self._stream_info(body, body_offset, (major, minor))
+            elif kind == BlockType.TAGS:
+                tags = _parse_exact(grammar.Tags, body, "TAGS", body_offset)
+                info.vendor = tags.vendor
+                info.tags = [_split_comment(c, body_offset) for c in tags.comments]
+            elif kind == BlockType.SEEKTABLE:
+                table = _parse_exact(grammar.SeekTable, body, "SEEKTABLE", body_offset)
+                info.seek_points = [(p.sample_number, p.byte_offset) for p in table
+                                    if p.sample_number != UNKNOWN_TOTAL_SAMPLES]
+            elif kind == BlockType.MODEL_REF:
+                ref = _parse_exact(grammar.ModelRef, body, "MODEL_REF", body_offset)
+                info.model_sha256, info.model_name = bytes(ref.sha256), ref.name
+            info.blocks.append((name, offset, length))
+            index += 1
+            if block_header.is_last:
+                break
+        info.first_frame_offset = r.offset
+        return info
+
+    def _stream_info(self, body: bytes, offset: int, version) -> StreamInfo:
+        s = _parse_exact(grammar.StreamInfo, body, "STREAMINFO", offset)
+
+        def bad(what: str) -> FormatError:
+            return FormatError(what, structure="STREAMINFO", offset=offset, section="§4.2")
+
+        if s.sample_rate == 0:
+            raise bad("sample_rate 0 is invalid")
+        if s.channels == 0:
+            raise bad("channels 0 is invalid")
+        if not 1 <= s.bits_per_sample <= MAX_BITS_PER_SAMPLE:
+            raise bad(f"bits_per_sample {s.bits_per_sample} is outside 1..32")
+        if not MIN_FRAME_LENGTH <= s.frame_length <= MAX_FRAME_LENGTH:
+            raise bad(f"frame_length {s.frame_length} is outside 1..{MAX_FRAME_LENGTH}")
+        if s.flags & ~STREAMINFO_FLAGS_DEFINED or s.reserved:
+            raise UnsupportedError(f"reserved STREAMINFO bits set (flags 0x{s.flags:02x})",
+                                   structure="STREAMINFO", offset=offset, section="§4.2")
+        return StreamInfo(
+            sample_rate=s.sample_rate, channels=s.channels, bits_per_sample=s.bits_per_sample,
+            frame_length=s.frame_length,
+            total_samples=None if s.total_samples == UNKNOWN_TOTAL_SAMPLES else s.total_samples,
+            channel_mask=s.channel_mask,
+            pcm_md5=None if bytes(s.pcm_md5) == PCM_MD5_UNKNOWN else bytes(s.pcm_md5),
+            lossy=bool(s.flags & STREAMINFO_FLAG_LOSSY), version=version)
+
+    # -- frames (§5) --------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            block = self.read_frame()
+            if block is None:
+                return
+            yield block
+
+    def read_frame(self) -> np.ndarray | None:
+        """The next frame's samples, or None at the end of the stream (after all checks)."""
+        info = self.info
+        r = self._reader
+        if info.total_samples is not None and self._samples_done >= info.total_samples:
+            if not r.at_eof():
+                raise FormatError("data after the last frame", structure="frame",
+                                  offset=r.offset, section="§5")
+            self._finish()
+            return None
+        offset = r.offset
+        first = r.file.read(1)
+        if not first:
+            if info.total_samples is not None:
+                raise TruncatedError(f"stream ends after {self._samples_done} of "
+                                     f"{info.total_samples} samples", structure="frame",
+                                     offset=offset, frame=self._expected_frame)
+            self._finish()
+            return None
+        r.offset += 1
+        head_bytes = first + r.read(FRAME_HEADER_BYTES - 1, "frame header", self._expected_frame)
+        pcm = self._decode_frame(head_bytes, offset)
+        return pcm
+
+    def _decode_frame(self, head_bytes: bytes, offset: int) -> np.ndarray:
+        info = self.info
+        r = self._reader
+        index = self._expected_frame
+        head = grammar.FrameHeader.parse(head_bytes)
+
+        def bad(cls, what: str, section: str) -> VaeError:
+            return cls(what, structure="frame header", offset=offset, frame=index,
+                       sample=self._samples_done, section=section)
+
+        if head.sync != FRAME_SYNC:
+            raise bad(FormatError, f"sync 0x{FRAME_SYNC:04x} expected, found 0x{head.sync:04x}",
+                      "§5.1")
+        if crc8(head_bytes[:-1]) != head.header_crc8:
+            raise bad(IntegrityError, "header CRC-8 mismatch", "§5.1")
+        if head.frame_index != index:
+            raise bad(FormatError, f"frame_index {index} expected, found {head.frame_index}",
+                      "§5.1")
+        count = head.sample_count
+        remaining = None if info.total_samples is None else info.total_samples - self._samples_done
+        if not 1 <= count <= info.frame_length:
+            raise bad(FormatError, f"sample_count {count} is outside 1..{info.frame_length}",
+                      "§5.2")
+        if remaining is not None and count != min(info.frame_length, remaining):
+            raise bad(FormatError, f"sample_count {min(info.frame_length, remaining)} expected, "
+                      f"found {count}", "§5.2")
+        if head.channel_mode > ChannelMode.MID_SIDE or (head.channel_mode and info.channels < 2):
+            raise bad(UnsupportedError, f"channel_mode {head.channel_mode} is reserved or needs "
+                      "two channels", "§6.1")
+        limit = max_frame_payload_bytes(info.frame_length, info.channels)
+        if head.payload_length > limit:
+            raise bad(LimitError, f"payload_length {head.payload_length} exceeds the limit "
+                      f"{limit}", "§5.1")
+        payload = r.read(head.payload_length, "frame payload", index)
+        crc_bytes = r.read(FRAME_CRC_BYTES, "frame CRC", index)
+        if crc32(payload, crc32(head_bytes)) != int.from_bytes(crc_bytes, "big"):
+            raise bad(IntegrityError, "frame CRC-32 mismatch", "§5.5")
+        coded, types = self._decode_subframes(payload, head, offset + FRAME_HEADER_BYTES, index)
+        if info.channels >= 2:
+            coded[0], coded[1] = chan.restore(coded[0], coded[1], head.channel_mode)
+        pcm = np.stack(coded, axis=1) if coded else np.zeros((count, 0), np.int64)
+        bits = info.bits_per_sample
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        if int(pcm.min()) < lo or int(pcm.max()) > hi:
+            raise bad(IntegrityError, f"decoded samples leave the {bits}-bit range", "§6.1")
+        pcm = pcm.astype(np.int32)
+        if self.keep_frame_infos:
+            self.frames.append(FrameInfo(index, offset, self._samples_done, count,
+                                         head.channel_mode,
+                                         FRAME_HEADER_BYTES + len(payload) + FRAME_CRC_BYTES,
+                                         types))
+        self._digest.update(pcm)
+        self._samples_done += count
+        self._expected_frame += 1
+        return pcm
+
+    def _decode_subframes(self, payload: bytes, head, offset: int, index: int):
+        info = self.info
+        count = head.sample_count
+        side = chan.side_channel_index(head.channel_mode) if info.channels >= 2 else None
+        stream = io.BytesIO(payload)
+        out: list[np.ndarray] = []
+        types: list[int] = []
+        for c in range(info.channels):
+            start = stream.tell()
+            where = dict(structure=f"subframe {c}", offset=offset + start, frame=index,
+                         sample=self._samples_done)
+            if start >= len(payload):
+                raise TruncatedError("payload ends before this subframe", **where,
+                                     section="§5.3")
+            kind = payload[start]
+            if kind in MODEL_SUBFRAME_TYPES:
+                raise UnsupportedError(f"model-conditioned subframe type {kind} needs a model "
+                                       "decoder (version 1.0 defines none)", **where,
+                                       section="§5.3")
+            if kind > SubframeType.PREDICTED:
+                raise UnsupportedError(f"subframe type {kind} is reserved", **where,
+                                       section="§5.3")
+            try:
+                sub = grammar.Subframe.parse_stream(stream)
+            except construct.ConstructError as exc:
+                raise FormatError(f"malformed: {exc}", **where, section="§5.3") from None
+            types.append(kind)
+            bits = info.bits_per_sample + (1 if c == side else 0)
+            out.append(self._decode_subframe(sub, bits, count, where))
+        if stream.tell() != len(payload):
+            raise FormatError(f"{len(payload) - stream.tell()} bytes left over after the last "
+                              "subframe", structure="frame payload", offset=offset, frame=index,
+                              section="§5.3")
+        return out, types
+
+    def _decode_subframe(self, sub, bits: int, count: int, where: dict) -> np.ndarray:
+        wasted = sub.wasted_bits
+        if wasted > MAX_WASTED_BITS or wasted >= bits:
+            raise FormatError(f"wasted_bits {wasted} must be below the channel's {bits} bits",
+                              **where, section="§5.3")
+        width = bits - wasted
+        lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+        body = sub.body
+        if sub.subframe_type == SubframeType.CONSTANT:
+            if wasted:
+                raise FormatError("a CONSTANT subframe must have wasted_bits 0", **where,
+                                  section="§5.4")
+            if not lo <= body.value <= hi:
+                raise IntegrityError(f"constant {body.value} is outside the {bits}-bit range",
+                                     **where, section="§5.4")
+            return np.full(count, body.value, np.int64)
+        if sub.subframe_type == SubframeType.VERBATIM:
+            expected = packed_size(count, width)
+            if body.data_length != expected:
+                raise FormatError(f"VERBATIM data_length {expected} expected, found "
+                                  f"{body.data_length}", **where, section="§5.4")
+            x = unpack_signed(body.data, count, width)
+        else:
+            order, shift = body.order, body.shift
+            if not 1 <= order <= MAX_LPC_ORDER:
+                raise FormatError(f"order {order} is outside 1..{MAX_LPC_ORDER}", **where,
+                                  section="§5.4")
+            if not 1 <= body.coef_bits <= MAX_COEF_BITS or shift > MAX_LPC_SHIFT:
+                raise FormatError(f"coef_bits {body.coef_bits} or shift {shift} out of range",
+                                  **where, section="§5.4")
+            if body.initial_mean_log2 > MAX_INITIAL_MEAN_LOG2:
+                raise FormatError(f"initial_mean_log2 {body.initial_mean_log2} exceeds "
+                                  f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
+            coefs = unpack_signed(body.coefs, order, body.coef_bits).astype(np.int32)
+            x = np.empty(count, np.int64)
+            status = kernels.rc_decode(body.data, body.initial_mean_log2, x)
+            if status:
+                raise FormatError(_RC_STATUS[status], **where, section="§7.5")
+            bad = restore_signal(x, coefs, shift, lo, hi)
+            if bad >= 0:
+                raise IntegrityError(f"predicted sample {bad} leaves the {width}-bit range",
+                                     **where, section="§6.3")
+        if wasted:
+            x = x << wasted
+        return x
+
+    def _finish(self) -> None:
+        info = self.info
+        if info.total_samples is not None and self._samples_done != info.total_samples:
+            raise TruncatedError(f"{self._samples_done} of {info.total_samples} samples "
+                                 "decoded", structure="stream", offset=self._reader.offset)
+        if info.pcm_md5 is not None and self._digest.digest() != info.pcm_md5:
+            raise IntegrityError("decoded PCM does not match the stream's MD5",
+                                 structure="STREAMINFO", offset=None, section="§4.2")
+
+    @property
+    def samples_decoded(self) -> int:
+        return self._samples_done
+
+    @property
+    def md5_checked(self) -> bool:
+        return self.info.pcm_md5 is not None
+
+
+def _signature_problem(head: bytes) -> str:
+    if len(head) < len(SIGNATURE):
+        if SIGNATURE.startswith(head):
+            return "stream ends inside the signature"
+    if head[1:4] == b"VAE":
+        if head[0] != 0x89:
+            return "signature damaged: its high-bit byte was altered (7-bit transfer?)"
+        return "signature damaged: line endings were converted (text-mode transfer?)"
+    return f"not a .vae stream (starts with {head[:8]!r})"
+
+
+def _parse_exact(struct, body: bytes, name: str, offset: int):
+    value = _parse(struct, body, name, offset)
+    size = len(struct.build(value))
+    if size != len(body):
+        raise FormatError(f"block is {len(body)} bytes but its content is {size}",
+                          structure=name, offset=offset, section="§4")
+    return value
+
+
+def _split_comment(comment: str, offset: int) -> tuple[str, str]:
+    key, sep, value = comment.partition("=")
+    if not sep or not key:
+        raise FormatError(f"tag {comment[:40]!r} has no KEY=", structure="TAGS", offset=offset,
+                          section="§4.5")
+    return key, value
+
+
+class _RawAdapter(io.RawIOBase):
+    """Give any object with ``read`` the raw-IO interface BufferedReader needs (for peek)."""
+
+    def __init__(self, fileobj):
+        self._f = fileobj
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._f.read(len(b))
+        if not data:
+            return 0
+        b[: len(data)] = data
+        return len(data)

@@ -1,0 +1,102 @@
+"""Integer linear prediction (spec §6.3): encoder-side analysis and coefficient quantization.
+
+The decoder needs only :func:`restore_signal`; everything else here is the encoder's search.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._backend import kernels
+from .spec.constants import MAX_COEF_BITS, MAX_LPC_SHIFT
+
+__all__ = ["autocorrelation", "levinson", "quantize_coefficients", "compute_residual",
+           "restore_signal", "window"]
+
+_WINDOWS: dict[tuple[str, int], np.ndarray] = {}
+
+
+def window(kind: str, n: int) -> np.ndarray:
+    """Apodization windows for autocorrelation (encoder only)."""
+    key = (kind, n)
+    if key not in _WINDOWS:
+        if kind == "tukey50":
+            w = np.ones(n)
+            taper = n // 4
+            if taper > 0:
+                ramp = 0.5 * (1 - np.cos(np.pi * np.arange(taper) / taper))
+                w[:taper] = ramp
+                w[n - taper:] = ramp[::-1]
+        elif kind == "welch":
+            x = (np.arange(n) - (n - 1) / 2) / ((n + 1) / 2)
+            w = 1 - x * x
+        else:
+            w = np.ones(n)
+        _WINDOWS[key] = w
+    return _WINDOWS[key]
+
+
+def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Autocorrelation of a float signal for lags 0..max_lag."""
+    n = len(x)
+    return np.array([np.dot(x[: n - k], x[k:]) if k < n else 0.0 for k in range(max_lag + 1)])
+
+
+def levinson(r: np.ndarray, max_order: int) -> tuple[list[list[float]], list[float]]:
+    """Levinson–Durbin: predictor coefficients for every order 1..max_order and their errors.
+
+    Plain Python floats: for orders ≤ 32 this is several times faster than numpy's small arrays.
+    """
+    r = [float(v) for v in r]
+    coefs: list[list[float]] = []
+    err = r[0] * (1 + 1e-9) + 1e-12
+    errors = [err]
+    a: list[float] = []
+    for m in range(1, max_order + 1):
+        acc = r[m]
+        for j, aj in enumerate(a):
+            acc -= aj * r[m - 1 - j]
+        k = acc / err
+        a = [aj - k * a[m - 2 - j] for j, aj in enumerate(a)] + [k]
+        err *= max(1 - k * k, 1e-12)
+        errors.append(err)
+        coefs.append(a)
+    return coefs, errors
+
+
+def quantize_coefficients(lpc, precision: int) -> tuple[np.ndarray, int, int]:
+    """Quantize float coefficients to ``precision``-bit signed integers with error feedback.
+
+    Returns (int32 coefficients, shift, coef_bits) where coef_bits is the width actually needed.
+    """
+    cmax = max((abs(c) for c in lpc), default=0.0)
+    if cmax <= 0 or not math.isfinite(cmax):
+        return np.zeros(len(lpc), np.int32), 0, 1
+    log2cmax = math.frexp(cmax)[1]
+    shift = min(max(precision - 1 - log2cmax, 0), MAX_LPC_SHIFT)
+    qmax = (1 << (precision - 1)) - 1
+    q = []
+    error = 0.0
+    scale = float(1 << shift)
+    for c in lpc:
+        error += c * scale
+        v = max(-qmax - 1, min(qmax, round(error)))
+        q.append(v)
+        error -= v
+    magnitude = max(max(v, -v - 1) for v in q)
+    coef_bits = min(magnitude.bit_length() + 1, MAX_COEF_BITS)
+    return np.array(q, np.int32), shift, coef_bits
+
+
+def compute_residual(samples: np.ndarray, coefs: np.ndarray, shift: int) -> np.ndarray:
+    """Residual of int64 samples under the quantized predictor (§6.3)."""
+    out = np.empty_like(samples)
+    kernels.lpc_residual(samples, coefs, len(coefs), shift, out)
+    return out
+
+
+def restore_signal(residual: np.ndarray, coefs: np.ndarray, shift: int, lo: int, hi: int) -> int:
+    """Turn ``residual`` (int64) into samples in place; first index outside [lo, hi] or -1."""
+    return kernels.lpc_restore(residual, coefs, len(coefs), shift, lo, hi)

@@ -1,0 +1,89 @@
+"""Every number the format fixes (spec §3–§8). Field widths carry their unit in the name."""
+
+from __future__ import annotations
+
+import enum
+
+SIGNATURE = b"\x89VAE\r\n\x1a\n"  # §3.1: high bit, CR LF, ^Z, LF catch text-mode and 7-bit damage
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+
+MIN_SAMPLE_RATE = 1
+MAX_SAMPLE_RATE = 2**32 - 1
+MIN_CHANNELS = 1
+MAX_CHANNELS = 255
+MIN_BITS_PER_SAMPLE = 1
+MAX_BITS_PER_SAMPLE = 32
+MIN_FRAME_LENGTH = 1
+MAX_FRAME_LENGTH = 65535
+UNKNOWN_TOTAL_SAMPLES = 2**64 - 1
+STREAMINFO_FLAG_LOSSY = 0x01
+STREAMINFO_FLAGS_DEFINED = STREAMINFO_FLAG_LOSSY
+
+METADATA_LENGTH_BITS = 24
+MAX_METADATA_LENGTH = 2**METADATA_LENGTH_BITS - 1
+
+
+class BlockType(enum.IntEnum):
+    """Metadata block types (§4.1); 7–126 are reserved, 127 is forbidden."""
+
+    STREAMINFO = 0
+    PADDING = 1
+    SEEKTABLE = 2
+    TAGS = 3
+    MODEL_REF = 4
+    MODEL_DATA = 5
+
+
+FORBIDDEN_BLOCK_TYPE = 127
+
+FRAME_SYNC = 0xFFF9  # §5.1
+FRAME_HEADER_BYTES = 14
+FRAME_CRC_BYTES = 4
+
+
+class ChannelMode(enum.IntEnum):
+    """Decorrelation of channels 0 and 1 (§6); other values are reserved."""
+
+    INDEPENDENT = 0
+    LEFT_SIDE = 1
+    SIDE_RIGHT = 2
+    MID_SIDE = 3
+
+
+class SubframeType(enum.IntEnum):
+    """Subframe types (§5.3). 3–63 reserved; 64–127 reserved for model-conditioned subframes."""
+
+    CONSTANT = 0
+    VERBATIM = 1
+    PREDICTED = 2
+
+
+MODEL_SUBFRAME_TYPES = range(64, 128)
+
+MAX_LPC_ORDER = 32
+MAX_COEF_BITS = 16  # signed width of a quantized coefficient, sign included
+MAX_LPC_SHIFT = 31
+MAX_WASTED_BITS = 31
+
+# §7: residual coder.
+PROB_BITS = 16
+PROB_INIT = 1 << (PROB_BITS - 1)
+ADAPT_SHIFT = 5
+RANGE_TOP = 1 << 24
+STAT_SHIFT = 4  # running mean A is 16 x mean(v): A += v - (A >> STAT_SHIFT)
+NUM_CONTEXTS = 64
+MAX_RESIDUAL_BITLEN = 56  # bit length of the zig-zag value; residuals are below 2**55 in magnitude
+MAX_INITIAL_MEAN_LOG2 = 55
+
+PCM_MD5_UNKNOWN = bytes(16)
+
+
+def max_subframe_payload_bytes(frame_length: int) -> int:
+    """Upper bound on one subframe's bytes (§5.4): a VERBATIM 33-bit subframe plus its header."""
+    return 16 + (frame_length * 33 + 7) // 8
+
+
+def max_frame_payload_bytes(frame_length: int, channels: int) -> int:
+    """Largest payload_length a decoder accepts (§5.1)."""
+    return channels * max_subframe_payload_bytes(frame_length)

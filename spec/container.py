@@ -1,0 +1,120 @@
+"""The `.vae` byte layout as `construct` grammar (spec §3–§5). The only parser of these bytes.
+
+Bulk payloads (frame payloads, coded residuals, verbatim samples) stay ``Bytes`` and are handed
+to the numeric kernels; everything else is built and parsed here.
+"""
+
+from __future__ import annotations
+
+from construct import (BitsInteger, Bitwise, Bytes, Const, Int8ub, Int16ub, Int32ub, Int64sb,
+                       Int64ub, PascalString, PrefixedArray, Struct, Switch, this)
+
+from .constants import SIGNATURE, BlockType, SubframeType
+
+__all__ = [
+    "FileHead", "BlockHeader", "StreamInfo", "SeekPoint", "SeekTable", "Tags", "ModelRef",
+    "FrameHeader", "FrameHeaderNoCrc", "Subframe", "SubframeHead", "ConstantBody", "VerbatimBody",
+    "PredictedBody", "BLOCK_BODIES",
+]
+
+# §3.1 signature and version
+FileHead = Struct(
+    "signature" / Const(SIGNATURE),
+    "version_major" / Int8ub,
+    "version_minor" / Int8ub,
+)
+
+# §4.1 every metadata block starts with this 4-byte header
+BlockHeader = Bitwise(Struct(
+    "is_last" / BitsInteger(1),
+    "block_type" / BitsInteger(7),
+    "length" / BitsInteger(24),
+))
+
+# §4.2
+StreamInfo = Struct(
+    "sample_rate" / Int32ub,
+    "channels" / Int8ub,
+    "bits_per_sample" / Int8ub,
+    "flags" / Int8ub,
+    "reserved" / Int8ub,
+    "frame_length" / Int32ub,
+    "total_samples" / Int64ub,
+    "channel_mask" / Int32ub,
+    "pcm_md5" / Bytes(16),
+)
+
+# §4.4
+SeekPoint = Struct(
+    "sample_number" / Int64ub,
+    "byte_offset" / Int64ub,
+)
+SeekTable = PrefixedArray(Int32ub, SeekPoint)
+
+# §4.5: Vorbis-comment-like tags, UTF-8, "KEY=value"
+Tags = Struct(
+    "vendor" / PascalString(Int32ub, "utf8"),
+    "comments" / PrefixedArray(Int32ub, PascalString(Int32ub, "utf8")),
+)
+
+# §4.6
+ModelRef = Struct(
+    "sha256" / Bytes(32),
+    "name" / PascalString(Int8ub, "utf8"),
+)
+
+BLOCK_BODIES = {
+    BlockType.STREAMINFO: StreamInfo,
+    BlockType.SEEKTABLE: SeekTable,
+    BlockType.TAGS: Tags,
+    BlockType.MODEL_REF: ModelRef,
+}
+
+# §5.1 frame header; header_crc8 covers the 13 bytes before it
+FrameHeaderNoCrc = Struct(
+    "sync" / Int16ub,
+    "frame_index" / Int32ub,
+    "sample_count" / Int16ub,
+    "channel_mode" / Int8ub,
+    "payload_length" / Int32ub,
+)
+FrameHeader = Struct(
+    "sync" / Int16ub,
+    "frame_index" / Int32ub,
+    "sample_count" / Int16ub,
+    "channel_mode" / Int8ub,
+    "payload_length" / Int32ub,
+    "header_crc8" / Int8ub,
+)
+
+# §5.3 subframes
+SubframeHead = Struct(
+    "subframe_type" / Int8ub,
+    "wasted_bits" / Int8ub,
+)
+ConstantBody = Struct(
+    "value" / Int64sb,
+)
+VerbatimBody = Struct(
+    "data_length" / Int32ub,
+    "data" / Bytes(this.data_length),
+)
+PredictedBody = Struct(
+    "order" / Int8ub,
+    "coef_bits" / Int8ub,
+    "shift" / Int8ub,
+    "initial_mean_log2" / Int8ub,
+    # order signed integers of coef_bits bits each, MSB first, zero-padded to a byte (§5.4)
+    "coefs" / Bytes(lambda ctx: (ctx.order * ctx.coef_bits + 7) // 8),
+    "data_length" / Int32ub,
+    "data" / Bytes(this.data_length),
+)
+Subframe = Struct(
+    "subframe_type" / Int8ub,
+    "wasted_bits" / Int8ub,
+    "body" / Switch(this.subframe_type, {
+        SubframeType.CONSTANT: ConstantBody,
+        SubframeType.VERBATIM: VerbatimBody,
+        SubframeType.PREDICTED: PredictedBody,
+    }),
+)
