@@ -15,6 +15,8 @@
 #define NUM_CONTEXTS 64
 #define TREE_NODES 64
 #define MAX_BITLEN 56
+#define PRIOR_TOP 40
+#define PRIOR_MIN 512
 
 /* -------------------------------------------------------------- buffers -- */
 
@@ -120,10 +122,27 @@ typedef struct {
     Prob mant2[TREE_NODES][2];
 } Model;
 
+/* Initial probabilities (spec §7.3): each context's tree starts from a prior that halves the
+ * weight of a bit length for every step away from the context's centre, max(c - 4, 0). */
 static void model_init(Model *m) {
     Prob *p = (Prob *)m;
     size_t count = sizeof(Model) / sizeof(Prob);
     for (size_t i = 0; i < count; i++) p[i] = PROB_INIT;
+    for (int c = 0; c < NUM_CONTEXTS; c++) {
+        int centre = c > STAT_SHIFT ? c - STAT_SHIFT : 0;
+        uint64_t w[2 * TREE_NODES];
+        for (int len = 0; len < TREE_NODES; len++) {
+            int distance = len > centre ? len - centre : centre - len;
+            w[TREE_NODES + len] = (uint64_t)1 << (distance < PRIOR_TOP ? PRIOR_TOP - distance : 0);
+        }
+        for (int node = TREE_NODES - 1; node >= 1; node--) w[node] = w[2 * node] + w[2 * node + 1];
+        for (int node = 1; node < TREE_NODES; node++) {
+            uint64_t prob = (w[2 * node] << PROB_BITS) / w[node];
+            if (prob < PRIOR_MIN) prob = PRIOR_MIN;
+            if (prob > PROB_ONE - PRIOR_MIN) prob = PROB_ONE - PRIOR_MIN;
+            m->tree[c][node] = (Prob)prob;
+        }
+    }
 }
 
 static inline int bitlen64(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }

@@ -3,8 +3,8 @@ the second implementation that the tests hold the compiled one against. Slow; ex
 
 from __future__ import annotations
 
-from .spec.constants import (ADAPT_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, PROB_BITS, PROB_INIT,
-                             RANGE_TOP, STAT_SHIFT)
+from .spec.constants import (ADAPT_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, PRIOR_MIN, PRIOR_TOP,
+                             PROB_BITS, PROB_INIT, RANGE_TOP, STAT_SHIFT)
 
 __all__ = ["lpc_residual", "lpc_restore", "rc_encode", "rc_decode"]
 
@@ -44,8 +44,26 @@ def lpc_restore(buf, coefs, order, shift, lo, hi):
     return -1
 
 
+def _prior_tree(context):
+    """Initial tree probabilities of one context (§7.3)."""
+    centre = max(context - STAT_SHIFT, 0)
+    weight = [0] * 128
+    for length in range(64):
+        weight[64 + length] = 1 << max(PRIOR_TOP - abs(length - centre), 0)
+    for node in range(63, 0, -1):
+        weight[node] = weight[2 * node] + weight[2 * node + 1]
+    tree = [PROB_INIT] * 64
+    for node in range(1, 64):
+        prob = (weight[2 * node] << PROB_BITS) // weight[node]
+        tree[node] = min(max(prob, PRIOR_MIN), _PROB_ONE - PRIOR_MIN)
+    return tree
+
+
+_PRIOR_TREES = [_prior_tree(c) for c in range(NUM_CONTEXTS)]
+
+
 def _new_model():
-    return ([[PROB_INIT] * 64 for _ in range(NUM_CONTEXTS)], [PROB_INIT] * 64,
+    return ([list(t) for t in _PRIOR_TREES], [PROB_INIT] * 64,
             [[PROB_INIT, PROB_INIT] for _ in range(64)])
 
 

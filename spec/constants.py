@@ -73,6 +73,8 @@ ADAPT_SHIFT = 5
 RANGE_TOP = 1 << 24
 STAT_SHIFT = 4  # running mean A is 16 x mean(v): A += v - (A >> STAT_SHIFT)
 NUM_CONTEXTS = 64
+PRIOR_TOP = 40  # §7.3 initial tree weights 2**max(PRIOR_TOP - distance, 0)
+PRIOR_MIN = 512  # §7.3 initial probabilities are clamped to [PRIOR_MIN, 2**16 - PRIOR_MIN]
 MAX_RESIDUAL_BITLEN = 56  # bit length of the zig-zag value; residuals are below 2**55 in magnitude
 MAX_INITIAL_MEAN_LOG2 = 55
 
