@@ -96,13 +96,23 @@ static PyObject *lpc_restore(PyObject *self, PyObject *args) {
     Py_ssize_t bad = -2;
     if (check_lpc_args(&c, order, shift) == 0) {
         int64_t *sp = r.buf;
+        const int32_t *cp = c.buf;
         Py_ssize_t n = r.len / 8;
         bad = -1;
         Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t v = sp[i] + predict(sp, i, c.buf, order, shift);
-            if (v < lo || v > hi) { bad = i; break; }
-            sp[i] = v;
+        Py_ssize_t warm = n < order ? n : order;
+        for (Py_ssize_t i = 0; i < warm && bad < 0; i++) {
+            int64_t v = sp[i] + predict(sp, i, cp, order, shift);
+            if (v < lo || v > hi) bad = i;
+            else sp[i] = v;
+        }
+        for (Py_ssize_t i = warm; i < n && bad < 0; i++) {
+            const int64_t *past = sp + i - order;
+            int64_t acc = 0;
+            for (int j = 0; j < order; j++) acc += (int64_t)cp[order - 1 - j] * past[j];
+            int64_t v = sp[i] + (acc >> shift);
+            if (v < lo || v > hi) bad = i;
+            else sp[i] = v;
         }
         Py_END_ALLOW_THREADS
     }

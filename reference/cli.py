@@ -98,7 +98,6 @@ def _verify(stream: BinaryIO, src: str) -> None:
 
 def _decode_one(src: str, dst: str | None, args) -> str:
     from .decoder import StreamDecoder
-    from .wav import WavFormat, WavWriter
 
     with _open_in(src) as raw:
         dec = StreamDecoder(raw)
@@ -111,6 +110,8 @@ def _decode_one(src: str, dst: str | None, args) -> str:
             md5 = "MD5 checked" if dec.md5_checked else "no MD5 in stream"
             kind = "lossy" if info.lossy else "lossless"
             return f"{src}: ok ({dec.samples_decoded} samples, {kind}, {md5})"
+        from .wav import WavFormat, WavWriter
+
         fmt = WavFormat(sample_rate=info.sample_rate, channels=info.channels,
                         bits_per_sample=info.bits_per_sample,
                         container_bits=8 * ((info.bits_per_sample + 7) // 8),
