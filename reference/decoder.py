@@ -116,8 +116,13 @@ def _parse(struct, data: bytes, structure: str, offset: int, frame: int | None =
     try:
         return struct.parse(data)
     except construct.ConstructError as exc:
-        raise FormatError(f"malformed: {exc}", structure=structure, offset=offset,
+        raise FormatError(f"malformed: {_one_line(exc)}", structure=structure, offset=offset,
                           frame=frame) from None
+
+
+def _one_line(exc: Exception) -> str:
+    """construct's messages span lines ("Error in path ... \n reason"); keep them on one."""
+    return " ".join(str(exc).split())
 
 
 class StreamDecoder:
@@ -197,6 +202,10 @@ class StreamDecoder:
         return info
 
     def _stream_info(self, body: bytes, offset: int, version) -> StreamInfo:
+        if len(body) != grammar.StreamInfo.sizeof():
+            raise FormatError(f"STREAMINFO must be {grammar.StreamInfo.sizeof()} bytes, found "
+                              f"{len(body)}", structure="STREAMINFO", offset=offset,
+                              section="§4.2")
         s = _parse_exact(grammar.StreamInfo, body, "STREAMINFO", offset)
 
         def bad(what: str) -> FormatError:
@@ -334,7 +343,8 @@ class StreamDecoder:
             try:
                 sub = grammar.Subframe.parse_stream(stream)
             except construct.ConstructError as exc:
-                raise FormatError(f"malformed: {exc}", **where, section="§5.3") from None
+                raise FormatError(f"malformed: {_one_line(exc)}", **where,
+                                  section="§5.3") from None
             types.append(kind)
             bits = info.bits_per_sample + (1 if c == side else 0)
             out.append(self._decode_subframe(sub, bits, count, where))

@@ -1,0 +1,104 @@
+"""The compiled kernels against their pure-Python twin, and hand-computed cases (spec §6.3, §7)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaelac import _kernels as c_impl
+from vaelac import _pykernels as py_impl
+
+LIMIT = 2**55 - 1
+residuals = st.lists(st.one_of(st.integers(-300, 300), st.integers(-LIMIT, LIMIT)),
+                     max_size=300).map(lambda v: np.array(v, np.int64))
+
+
+@given(residual=residuals, mean_log2=st.integers(0, 55))
+def test_compiled_and_python_range_coders_agree_byte_for_byte(residual, mean_log2):
+    data = c_impl.rc_encode(residual, mean_log2)
+    assert py_impl.rc_encode(residual, mean_log2) == data
+    for impl in (c_impl, py_impl):
+        out = np.empty_like(residual)
+        assert impl.rc_decode(data, mean_log2, out) == 0
+        assert np.array_equal(out, residual)
+
+
+@pytest.mark.parametrize("impl", [c_impl, py_impl])
+def test_residuals_beyond_55_bits_are_refused(impl):
+    with pytest.raises(OverflowError):
+        impl.rc_encode(np.array([0, 2**55], np.int64), 0)
+
+
+@given(residual=residuals, cut=st.integers(1, 8), extra=st.binary(min_size=1, max_size=3))
+def test_damaged_payloads_give_a_status_not_a_crash(residual, cut, extra):
+    data = c_impl.rc_encode(residual, 4)
+    out = np.empty_like(residual)
+    short = data[:-cut] if cut < len(data) else b""
+    assert c_impl.rc_decode(short, 4, out) != 0 or len(residual) == 0 and short == data
+    assert c_impl.rc_decode(data + extra, 4, out) == 2
+    assert py_impl.rc_decode(data + extra, 4, out) == 2
+    assert c_impl.rc_decode(b"\x01" + data[1:], 4, out) == 3
+
+
+def test_empty_residual_codes_to_five_zero_bytes():
+    # Nothing coded: the flush emits the cache byte and the four bytes of low, all zero (§7.6).
+    assert c_impl.rc_encode(np.zeros(0, np.int64), 0) == bytes(5)
+
+
+def test_single_zero_residual_matches_a_hand_computation():
+    # §7.3 prior for context bitlen(1 << 4) = 5: centre 1. The tree codes bit length 0 as
+    # six zero bits; node probabilities P(0) from weights 2**(40 - |len - 1|):
+    #   node 1 (len 0..31 vs 32..63): w0 = 2**40 + 2**40 + ... ≈ 3 * 2**40, w1 ≈ 2**10 → clamp
+    #   every node on the path towards len 0 has P(0) >= 1/2; lens 0 and 1 share the last node:
+    #   node 32 splits len 0 (w = 2**39) from len 1 (w = 2**40): P(0) = floor(2**39 * 2**16 /
+    #   (3 * 2**39)) = 21845.
+    # Encoding bits 0 shrinks the range: range = (range >> 16) * p each time, with renormalising
+    # shifts; low stays 0, so every emitted byte is 0 and the stream is the 5-byte flush plus
+    # one byte per renormalisation. Nodes 1,2,4,8,16 have p = 65024 (clamped), node 32 has 21845:
+    #   r0 = 0xFFFFFFFF; five times r = (r >> 16) * 65024 keeps r >= 2**24 only while ...
+    r, shifts = 0xFFFFFFFF, 0
+    for p in (65024, 65024, 65024, 65024, 65024, 21845):
+        r = (r >> 16) * p
+        while r < 2**24:
+            r <<= 8
+            shifts += 1
+    assert c_impl.rc_encode(np.zeros(1, np.int64), 0) == bytes(5 + shifts)
+    assert py_impl._PRIOR_TREES[5][32] == 21845
+    assert py_impl._PRIOR_TREES[5][1] == 65536 - 512
+
+
+def test_lpc_prediction_matches_a_hand_computation():
+    # order 2, coefs [2, -1] (a line predictor), shift 0; warm-up: pred(0) = 0, pred(1) = s0.
+    samples = np.array([5, 7, 9, 12, 14], np.int64)
+    coefs = np.array([2, -1], np.int32)
+    expected = [5 - 0, 7 - 5, 9 - (2 * 7 - 5), 12 - (2 * 9 - 7), 14 - (2 * 12 - 9)]
+    for impl in (c_impl, py_impl):
+        out = np.empty_like(samples)
+        impl.lpc_residual(samples, coefs, 2, 0, out)
+        assert out.tolist() == expected == [5, 2, 0, 1, -1]
+        assert impl.lpc_restore(out, coefs, 2, 0, -100, 100) == -1
+        assert out.tolist() == samples.tolist()
+
+
+def test_lpc_shift_is_an_arithmetic_floor():
+    # order 3 warm-up then (3 * s[i-1]) >> 2: floor(-7.5) = -8, not -7 (§6.3).
+    samples = np.array([0, 0, 0, -10, 0], np.int64)
+    out = np.empty_like(samples)
+    c_impl.lpc_residual(samples, np.array([3, 0, 0], np.int32), 3, 2, out)
+    assert out[4] == 0 - ((3 * -10) >> 2) == 8
+
+
+@given(samples=st.lists(st.integers(-2**32, 2**32 - 1), max_size=200),
+       coefs=st.lists(st.integers(-2**15, 2**15 - 1), min_size=1, max_size=32),
+       shift=st.integers(0, 31))
+def test_compiled_and_python_lpc_agree(samples, coefs, shift):
+    s = np.array(samples, np.int64)
+    c = np.array(coefs, np.int32)
+    a, b = np.empty_like(s), np.empty_like(s)
+    c_impl.lpc_residual(s, c, len(c), shift, a)
+    py_impl.lpc_residual(s, c, len(c), shift, b)
+    assert np.array_equal(a, b)
+    lo, hi = -2**32, 2**32 - 1
+    assert c_impl.lpc_restore(a, c, len(c), shift, lo, hi) == -1
+    assert py_impl.lpc_restore(b, c, len(c), shift, lo, hi) == -1
+    assert np.array_equal(a, s) and np.array_equal(b, s)

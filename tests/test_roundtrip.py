@@ -1,0 +1,116 @@
+"""Exact round trips of the reference encoder and decoder (spec §5–§7)."""
+
+import io
+import shutil
+import subprocess
+import wave
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import vaelac
+from vaelac.encoder import StreamEncoder
+from _signals import make_signal, md5_pcm, pcm_cases
+
+
+def _encode(pcm, rate, bits, frame_length, level=5, blocks=None):
+    buf = io.BytesIO()
+    enc = StreamEncoder(buf, rate, pcm.shape[1], bits, level=level, total_samples=len(pcm),
+                        frame_length=frame_length)
+    for part in (np.array_split(pcm, blocks) if blocks else [pcm]):
+        enc.write(part)
+    enc.close()
+    return buf.getvalue()
+
+
+@given(case=pcm_cases(), level=st.sampled_from([0, 5, 8]))
+@example(case=(np.zeros((0, 1), np.int64), 44100, 16, 64), level=5)
+@example(case=(np.array([[-(2**31), 2**31 - 1]] * 9, np.int64), 1, 32, 7), level=8)
+@example(case=(np.array([[1], [0], [-1]], np.int64), 2**32 - 1, 2, 1), level=0)
+@example(case=(make_signal("noise", 3, 255, 24, 1), 48000, 24, 64), level=5)
+@example(case=(make_signal("extremes", 40, 2, 1, 2), 8000, 1, 7), level=5)
+def test_encode_decode_is_exact_for_every_format(case, level):
+    pcm, rate, bits, frame_length = case
+    stream = _encode(pcm, rate, bits, frame_length, level)
+    decoded, info = vaelac.decode(stream)
+    assert decoded.shape == pcm.shape
+    assert np.array_equal(decoded, pcm)
+    assert (info.sample_rate, info.channels, info.bits_per_sample) == (rate, pcm.shape[1], bits)
+    assert info.total_samples == len(pcm)
+    assert info.pcm_md5 == md5_pcm(pcm, bits)
+
+
+@given(case=pcm_cases(max_frames=300, max_channels=3), blocks=st.integers(2, 9))
+def test_streamed_writes_give_the_same_bytes_as_one_write(case, blocks):
+    pcm, rate, bits, frame_length = case
+    assert _encode(pcm, rate, bits, frame_length, blocks=blocks) == _encode(
+        pcm, rate, bits, frame_length)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 24, 32])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_white_noise_expands_by_at_most_the_stated_overhead(bits, channels):
+    n = 20000
+    pcm = make_signal("noise", n, channels, bits, seed=bits * channels)
+    stream = vaelac.encode(pcm, 48000, bits=bits)
+    frames = -(-n // vaelac.encoder.default_frame_length(48000))
+    # spec §10: header ≤ 200 bytes; per frame 14 + 4 bytes plus 6 per VERBATIM subframe.
+    bound = -(-n * channels * bits // 8) + 200 + frames * (18 + 6 * channels)
+    assert len(stream) <= bound
+    assert np.array_equal(vaelac.decode(stream)[0], pcm)
+
+
+def test_a_sine_compresses_far_below_pcm():
+    pcm = make_signal("sine", 48000, 2, 16, seed=3)
+    assert len(vaelac.encode(pcm, 48000, bits=16)) < pcm.size * 2 * 0.35
+
+
+def test_levels_all_decode_and_higher_levels_are_not_much_larger():
+    pcm = make_signal("walk", 30000, 2, 16, seed=5)
+    sizes = {lvl: len(vaelac.encode(pcm, 44100, bits=16, level=lvl)) for lvl in range(9)}
+    for lvl in range(9):
+        assert np.array_equal(vaelac.decode(vaelac.encode(pcm, 44100, bits=16, level=lvl))[0],
+                              pcm)
+    assert sizes[8] <= sizes[0]
+
+
+def _write_wav(path, pcm, rate, width):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(pcm.shape[1])
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        if width == 3:
+            raw = pcm.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+        else:
+            raw = pcm.astype(f"<i{width}").tobytes()
+        w.writeframes(raw)
+
+
+@pytest.mark.skipif(not (shutil.which("flac") and shutil.which("metaflac")),
+                    reason="flac/metaflac not installed")
+@pytest.mark.parametrize("bits", [16, 24])
+def test_stream_md5_equals_flacs_independent_md5(tmp_path, bits):
+    pcm = make_signal("walk", 5000, 2, bits, seed=bits)
+    wav = tmp_path / "in.wav"
+    _write_wav(wav, pcm, 44100, bits // 8)
+    subprocess.run(["flac", "-s", "-f", "-o", str(tmp_path / "x.flac"), str(wav)], check=True)
+    flac_md5 = subprocess.run(["metaflac", "--show-md5sum", str(tmp_path / "x.flac")],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    assert vaelac.decode(vaelac.encode(pcm, 44100, bits=bits))[1].pcm_md5.hex() == flac_md5
+
+
+def test_corpus_files_round_trip(corpus_dir):
+    from vaelac.wav import read_wav
+
+    files = sorted(corpus_dir.glob("*.wav"))[::9]
+    assert files
+    for path in files:
+        pcm, fmt = read_wav(path)
+        pcm = pcm[: 3 * fmt.sample_rate]
+        stream = vaelac.encode(pcm, fmt.sample_rate, bits=fmt.bits_per_sample)
+        decoded, info = vaelac.decode(stream)
+        assert np.array_equal(decoded, pcm), path.name
+        assert info.pcm_md5 == md5_pcm(pcm, fmt.bits_per_sample)
+        assert len(stream) < pcm.size * fmt.container // 8

@@ -1,0 +1,98 @@
+"""WAV in and out, checked against the stdlib ``wave`` module where it can read the file."""
+
+import io
+import wave
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaelac.wav import WavError, WavFormat, WavReader, WavWriter, read_wav, write_wav
+from _signals import make_signal
+
+
+@given(bits=st.integers(1, 32), channels=st.integers(1, 8), n=st.integers(0, 200),
+       mask=st.sampled_from([0, 0x3, 0x3F]))
+def test_write_then_read_is_exact(bits, channels, n, mask):
+    pcm = make_signal("extremes" if n % 2 else "noise", n, channels, bits, seed=n)
+    buf = io.BytesIO()
+    w = WavWriter(buf, WavFormat(44100, channels, bits, 0, mask, n))
+    w.write(pcm)
+    w.close()
+    buf.seek(0)
+    data, fmt = read_wav(buf)
+    assert np.array_equal(data, pcm)
+    assert (fmt.bits_per_sample, fmt.channels, fmt.channel_mask, fmt.total_frames) == (
+        bits, channels, mask, n)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_plain_pcm_agrees_with_the_stdlib_wave_module(tmp_path, width):
+    pcm = make_signal("noise", 300, 2, 8 * width, seed=width)
+    write_wav(tmp_path / "x.wav", pcm, 8000, 8 * width)
+    with wave.open(str(tmp_path / "x.wav")) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, width, 8000)
+        raw = w.readframes(1000)
+    if width == 1:
+        expected = (pcm + 128).astype(np.uint8).tobytes()
+    elif width == 3:
+        expected = pcm.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    else:
+        expected = pcm.astype(f"<i{width}").tobytes()
+    assert raw == expected
+
+
+class _Pipe(io.RawIOBase):
+    def __init__(self, data=b""):
+        self.data, self.pos, self.out = data, 0, bytearray()
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def readinto(self, b):
+        chunk = self.data[self.pos:self.pos + len(b)]
+        b[:len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+    def write(self, b):
+        self.out += b
+        return len(b)
+
+
+def test_unknown_length_through_pipes():
+    pcm = make_signal("walk", 1000, 2, 16, seed=1)
+    sink = _Pipe()
+    w = WavWriter(sink, WavFormat(48000, 2, 16))
+    w.write(pcm)
+    w.close()
+    reader = WavReader(_Pipe(bytes(sink.out)))
+    assert reader.format.total_frames is None
+    assert np.array_equal(np.concatenate(list(reader.blocks(333))), pcm)
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda b: b[:30], "ends|no data"),
+    (lambda b: b[:20] + b"\x03\x00" + b[22:], "IEEE float"),
+    (lambda b: b"RIFX" + b[4:], "not a RIFF"),
+    (lambda b: b[:-1], "early|inside"),
+])
+def test_malformed_wav_raises_wav_error(damage, match):
+    buf = io.BytesIO()
+    write_wav_buf = WavWriter(buf, WavFormat(8000, 1, 16, 0, 0, 10))
+    write_wav_buf.write(np.arange(10)[:, None])
+    write_wav_buf.close()
+    with pytest.raises(WavError, match=match):
+        read_wav(io.BytesIO(damage(buf.getvalue())))
+
+
+def test_data_before_fmt_is_rejected():
+    with pytest.raises(WavError, match="before the fmt"):
+        read_wav(io.BytesIO(b"RIFF\x10\x00\x00\x00WAVEdata\x00\x00\x00\x00"))
