@@ -1,0 +1,81 @@
+"""The worked examples of spec/vae-format.md Appendix A, checked against independent computations
+(hashlib, zlib, a CRC-8 written here, and the §6.3 formula written out) — not the decoder."""
+
+import hashlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+import vaelac
+
+SPEC = (Path(__file__).resolve().parents[1] / "spec" / "vae-format.md").read_text()
+
+
+def crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def test_crc_check_values_of_appendix_a1():
+    assert crc8(b"123456789") == 0xF4
+    assert zlib.crc32(b"123456789") == 0xCBF43926
+    assert "0xF4" in SPEC and "0xCBF43926" in SPEC
+
+
+A2 = bytes.fromhex(
+    "89564145 0D0A1A0A 0100 00000028 00001F40 02100000 00002000 0000000000000005 00000000"
+    "6DDD9EBF6B6FDEFCF1B6EA3C7BD0B519 82000014 00000001 0000000000000000 0000000000000000"
+    "FFF9 00000000 0005 00 00000020 31 0100 0000000A 00000001000300 02FFFF"
+    "010000 00000A 0000FFFFFFFE00020000 81A994E9".replace(" ", ""))
+
+
+def test_appendix_a2_stereo_verbatim_stream_byte_by_byte():
+    pcm = np.array([[0, 0], [1, -1], [3, -2], [2, 2], [-1, 0]], np.int16)
+    stream = vaelac.encode(pcm, 8000)
+    assert stream == A2
+    image = b"".join(int(v).to_bytes(2, "little", signed=True) for v in pcm.reshape(-1))
+    assert image.hex() == "00000000010 0ffff0300feff02000200ffff0000".replace(" ", "")
+    assert stream[38:54] == hashlib.md5(image).digest()
+    assert stream[91] == crc8(stream[78:91])
+    assert int.from_bytes(stream[124:128], "big") == zlib.crc32(stream[78:124])
+    assert [int.from_bytes(stream[98 + 2 * i:100 + 2 * i], "big", signed=True)
+            for i in range(5)] == [0, 1, 3, 2, -1]
+
+
+A3_FRAME = bytes.fromhex(
+    "FFF9 00000000 0014 00 00000027 93 0200 030E0B06 4D86EE0168C0 00000017"
+    "000091D7569DBF36B1ED9D938BCA2059E1646D7F6D096C C711FAE5".replace(" ", ""))
+
+
+def test_appendix_a3_predicted_frame_and_its_arithmetic():
+    x = np.arange(0, 2000, 100, dtype=np.int16)
+    x[16] = 1601
+    stream = vaelac.encode(x, 8000)
+    assert len(stream) == 135 and stream[78:] == A3_FRAME
+    frame = A3_FRAME
+    assert frame[13] == crc8(frame[:13])
+    assert int.from_bytes(frame[-4:], "big") == zlib.crc32(frame[:-4])
+    bits = bin(int.from_bytes(frame[20:26], "big"))[2:].zfill(48)
+    coefs = [int(bits[14 * i:14 * i + 14], 2) for i in range(3)]
+    coefs = [c - (1 << 14) if c >= 1 << 13 else c for c in coefs]
+    assert coefs == [4961, -4384, 1443] and bits[42:] == "000000"
+    residuals = [0, 100, 0, 30, 31, 33, 34, 36, 37, 38, 40, 41, 42, 44, 45, 46, 49, 47, 53, 51]
+    s: list[int] = []
+    for i, e in enumerate(residuals):  # §6.3 written out
+        if i == 0:
+            pred = 0
+        elif i == 1:
+            pred = s[0]
+        elif i < 3:
+            pred = 2 * s[i - 1] - s[i - 2]
+        else:
+            pred = sum(coefs[j] * s[i - 1 - j] for j in range(3)) >> 11
+        s.append(e + pred)
+    assert s == x.tolist()
+    for text in ("4961, -4384, 1443", "0, 100, 0, 30, 31, 33", "C7 11 FA E5", "93 "):
+        assert text in SPEC
