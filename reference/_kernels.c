@@ -83,6 +83,44 @@ static PyObject *lpc_residual(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* Steady-state synthesis with the order fixed at compile time, so the coefficients stay in
+ * registers and the dot product is unrolled; same arithmetic as predict(). */
+#define RESTORE_ORDER(P)                                                                   \
+    static Py_ssize_t restore_##P(int64_t *sp, const int32_t *cp, int shift, Py_ssize_t from, \
+                                  Py_ssize_t n, int64_t lo, int64_t hi) {                 \
+        int64_t c[P];                                                                      \
+        for (int j = 0; j < P; j++) c[j] = cp[j];                                          \
+        for (Py_ssize_t i = from; i < n; i++) {                                            \
+            int64_t acc = 0;                                                               \
+            for (int j = 0; j < P; j++) acc += c[j] * sp[i - 1 - j];                       \
+            int64_t v = sp[i] + (acc >> shift);                                            \
+            if (v < lo || v > hi) return i;                                                \
+            sp[i] = v;                                                                     \
+        }                                                                                  \
+        return -1;                                                                         \
+    }
+RESTORE_ORDER(1) RESTORE_ORDER(2) RESTORE_ORDER(3) RESTORE_ORDER(4) RESTORE_ORDER(5)
+RESTORE_ORDER(6) RESTORE_ORDER(7) RESTORE_ORDER(8) RESTORE_ORDER(9) RESTORE_ORDER(10)
+RESTORE_ORDER(11) RESTORE_ORDER(12) RESTORE_ORDER(13) RESTORE_ORDER(14) RESTORE_ORDER(15)
+RESTORE_ORDER(16) RESTORE_ORDER(17) RESTORE_ORDER(18) RESTORE_ORDER(19) RESTORE_ORDER(20)
+RESTORE_ORDER(21) RESTORE_ORDER(22) RESTORE_ORDER(23) RESTORE_ORDER(24) RESTORE_ORDER(25)
+RESTORE_ORDER(26) RESTORE_ORDER(27) RESTORE_ORDER(28) RESTORE_ORDER(29) RESTORE_ORDER(30)
+RESTORE_ORDER(31) RESTORE_ORDER(32)
+
+typedef Py_ssize_t (*RestoreFn)(int64_t *, const int32_t *, int, Py_ssize_t, Py_ssize_t, int64_t,
+                                int64_t);
+static const RestoreFn RESTORE[33] = {
+    NULL, restore_1, restore_2, restore_3, restore_4, restore_5, restore_6, restore_7,
+    restore_8, restore_9, restore_10, restore_11, restore_12, restore_13, restore_14,
+    restore_15, restore_16, restore_17, restore_18, restore_19, restore_20, restore_21,
+    restore_22, restore_23, restore_24, restore_25, restore_26, restore_27, restore_28,
+    restore_29, restore_30, restore_31, restore_32};
+
+static Py_ssize_t restore_steady(int64_t *sp, const int32_t *cp, int order, int shift,
+                                 Py_ssize_t from, Py_ssize_t n, int64_t lo, int64_t hi) {
+    return RESTORE[order](sp, cp, shift, from, n, lo, hi);
+}
+
 /* Rebuild samples from residuals in place; returns the index of the first sample outside
  * [lo, hi] (the decoder rejects the stream there), or -1. */
 static PyObject *lpc_restore(PyObject *self, PyObject *args) {
@@ -106,14 +144,7 @@ static PyObject *lpc_restore(PyObject *self, PyObject *args) {
             if (v < lo || v > hi) bad = i;
             else sp[i] = v;
         }
-        for (Py_ssize_t i = warm; i < n && bad < 0; i++) {
-            const int64_t *past = sp + i - order;
-            int64_t acc = 0;
-            for (int j = 0; j < order; j++) acc += (int64_t)cp[order - 1 - j] * past[j];
-            int64_t v = sp[i] + (acc >> shift);
-            if (v < lo || v > hi) bad = i;
-            else sp[i] = v;
-        }
+        if (bad < 0 && warm < n) bad = restore_steady(sp, cp, order, shift, warm, n, lo, hi);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&r); PyBuffer_Release(&c);
