@@ -105,7 +105,7 @@ PredictedBody = Struct(
     "shift" / Int8ub,
     "initial_mean_log2" / Int8ub,
     # order signed integers of coef_bits bits each, MSB first, zero-padded to a byte (§5.4)
-    "coefs" / Bytes(lambda ctx: (ctx.order * ctx.coef_bits + 7) // 8),
+    "coefs" / Bytes((this.order * this.coef_bits + 7) // 8),
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )
@@ -113,8 +113,8 @@ Subframe = Struct(
     "subframe_type" / Int8ub,
     "wasted_bits" / Int8ub,
     "body" / Switch(this.subframe_type, {
-        SubframeType.CONSTANT: ConstantBody,
-        SubframeType.VERBATIM: VerbatimBody,
-        SubframeType.PREDICTED: PredictedBody,
+        int(SubframeType.CONSTANT): ConstantBody,
+        int(SubframeType.VERBATIM): VerbatimBody,
+        int(SubframeType.PREDICTED): PredictedBody,
     }),
 )
