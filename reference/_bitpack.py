@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pack_signed", "unpack_signed", "packed_size"]
+__all__ = ["pack_signed", "unpack_signed", "unpack_small", "packed_size"]
 
 
 def packed_size(count: int, width: int) -> int:
@@ -31,3 +31,14 @@ def unpack_signed(data: bytes, count: int, width: int) -> np.ndarray:
     weights = np.left_shift(np.int64(1), np.arange(width - 1, -1, -1, dtype=np.int64))
     weights[0] = -weights[0]
     return bits @ weights
+
+
+def unpack_small(data: bytes, count: int, width: int) -> list[int]:
+    """:func:`unpack_signed` for a few values (LPC coefficients): plain ints, no numpy cost."""
+    value = int.from_bytes(data, "big") >> (8 * len(data) - count * width)
+    mask, sign = (1 << width) - 1, 1 << (width - 1)
+    out = []
+    for i in range(count - 1, -1, -1):
+        x = (value >> (i * width)) & mask
+        out.append(x - 2 * sign if x & sign else x)
+    return out

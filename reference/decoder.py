@@ -16,7 +16,7 @@ import numpy as np
 
 from . import channels as chan
 from ._backend import kernels
-from ._bitpack import packed_size, unpack_signed
+from ._bitpack import packed_size, unpack_signed, unpack_small
 from .checksum import PcmDigest, crc8, crc32
 from .lpc import restore_signal
 from .spec import container as grammar
@@ -390,7 +390,7 @@ class StreamDecoder:
             if body.initial_mean_log2 > MAX_INITIAL_MEAN_LOG2:
                 raise FormatError(f"initial_mean_log2 {body.initial_mean_log2} exceeds "
                                   f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
-            coefs = unpack_signed(body.coefs, order, body.coef_bits).astype(np.int32)
+            coefs = np.array(unpack_small(body.coefs, order, body.coef_bits), np.int32)
             x = np.empty(count, np.int64)
             status = kernels.rc_decode(body.data, body.initial_mean_log2, x)
             if status:

@@ -232,15 +232,16 @@ class WavWriter:
 
     def _write_header(self, data_size: int | None) -> None:
         fmt = self.fmt
+        byte_rate = min(fmt.sample_rate * self.block_align, _UNKNOWN_SIZE)  # informative field
         if self.extensible:
             guid = b"\x01\x00" + _PCM_GUID_TAIL
             fmt_body = struct.pack("<HHIIHHHHI", WAVE_FORMAT_EXTENSIBLE, fmt.channels,
-                                   fmt.sample_rate, fmt.sample_rate * self.block_align,
+                                   fmt.sample_rate, byte_rate,
                                    self.block_align, self.container, 22, fmt.bits_per_sample,
                                    fmt.channel_mask) + guid
         else:
             fmt_body = struct.pack("<HHIIHH", WAVE_FORMAT_PCM, fmt.channels, fmt.sample_rate,
-                                   fmt.sample_rate * self.block_align, self.block_align,
+                                   byte_rate, self.block_align,
                                    self.container)
         if data_size is None:
             riff_size = data = _UNKNOWN_SIZE

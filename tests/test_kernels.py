@@ -102,3 +102,13 @@ def test_compiled_and_python_lpc_agree(samples, coefs, shift):
     assert c_impl.lpc_restore(a, c, len(c), shift, lo, hi) == -1
     assert py_impl.lpc_restore(b, c, len(c), shift, lo, hi) == -1
     assert np.array_equal(a, s) and np.array_equal(b, s)
+
+
+@given(width=st.integers(1, 33), values=st.data())
+def test_bit_unpacking_small_and_vectorised_agree(width, values):
+    from vaelac._bitpack import pack_signed, unpack_signed, unpack_small
+
+    x = values.draw(st.lists(st.integers(-(1 << (width - 1)), (1 << (width - 1)) - 1),
+                             max_size=40))
+    data = pack_signed(np.array(x, np.int64), width)
+    assert unpack_small(data, len(x), width) == x == unpack_signed(data, len(x), width).tolist()

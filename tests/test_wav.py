@@ -96,3 +96,12 @@ def test_malformed_wav_raises_wav_error(damage, match):
 def test_data_before_fmt_is_rejected():
     with pytest.raises(WavError, match="before the fmt"):
         read_wav(io.BytesIO(b"RIFF\x10\x00\x00\x00WAVEdata\x00\x00\x00\x00"))
+
+
+def test_the_largest_sample_rate_is_writable_and_readable():
+    buf = io.BytesIO()
+    w = WavWriter(buf, WavFormat(2**32 - 1, 2, 24, 0, 0, 3))
+    w.write(np.array([[1, -1], [2, -2], [3, -3]]))
+    w.close()
+    data, fmt = read_wav(io.BytesIO(buf.getvalue()))
+    assert fmt.sample_rate == 2**32 - 1 and data.tolist() == [[1, -1], [2, -2], [3, -3]]

@@ -1,0 +1,278 @@
+"""Rebuild the conformance vectors reproducibly: ``python -m vaelac.conformance.generate``.
+
+Streams come from the reference encoder (subset, uncommon) or are a valid stream with one named
+defect (faulty). Expected MD5s and formats are computed here from the *source* PCM, independently
+of any decoder. ``--check`` regenerates into a temporary folder and compares byte for byte, so a
+bitstream change cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import io
+import json
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ._kit import crc8, pcm_md5, signal
+
+VECTORS = Path(__file__).resolve().parent / "vectors"
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only sink that cannot seek: the encoder must write an unknown-length stream."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def write(self, b):
+        self.buf += b
+        return len(b)
+
+
+def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None,
+            streaming=False):
+    from vaelac.encoder import LEVELS, Level, StreamEncoder
+
+    key = level
+    if mode is not None:
+        base = LEVELS[level]
+        key = 1000 + mode
+        LEVELS[key] = Level(base.max_order, base.tried_orders, base.precisions, base.windows,
+                            (mode,) * 2)
+    try:
+        sink = _Pipe() if streaming else io.BytesIO()
+        enc = StreamEncoder(sink, rate, pcm.shape[1], bits, level=key, tags=tags,
+                            total_samples=None if streaming else len(pcm),
+                            frame_length=frame_length)
+        enc.write(pcm)
+        enc.close()
+        return bytes(sink.buf) if streaming else sink.getvalue()
+    finally:
+        if mode is not None:
+            del LEVELS[key]
+
+
+def _blocks(stream: bytes):
+    """(header bytes, [(type, body)], frames bytes) of a stream (through the spec grammar)."""
+    from vaelac.spec import container as g
+
+    pos, blocks = 10, []
+    while True:
+        head = g.BlockHeader.parse(stream[pos:pos + 4])
+        blocks.append((head.block_type, stream[pos + 4:pos + 4 + head.length]))
+        pos += 4 + head.length
+        if head.is_last:
+            return stream[:10], blocks, stream[pos:]
+
+
+def _join(head, blocks, frames):
+    from vaelac.spec import container as g
+
+    out = [head]
+    for i, (kind, body) in enumerate(blocks):
+        out.append(g.BlockHeader.build(dict(is_last=int(i == len(blocks) - 1), block_type=kind,
+                                            length=len(body))))
+        out.append(body)
+    return b"".join(out) + frames
+
+
+def _first_frame(stream):
+    head, blocks, frames = _blocks(stream)
+    size = 14 + int.from_bytes(frames[9:13], "big") + 4
+    return _join(head, blocks, b""), frames[:size], frames[size:]
+
+
+def _reseal(frame: bytes) -> bytes:
+    """Recompute CRC-8 and CRC-32 after an edit, so only the intended defect remains."""
+    head = frame[:13] + bytes([crc8(frame[:13])])
+    body = head + frame[14:-4]
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def _edit_frame(stream, edit, reseal=True):
+    before, frame, after = _first_frame(stream)
+    frame = edit(bytearray(frame))
+    return before + (_reseal(bytes(frame)) if reseal else bytes(frame)) + after
+
+
+def _with_payload(frame: bytearray, payload: bytes) -> bytearray:
+    frame[9:13] = len(payload).to_bytes(4, "big")
+    return frame[:14] + payload + b"\0\0\0\0"
+
+
+def build_vectors():
+    """Yield (category, name, stream, manifest entry) for every vector."""
+    from vaelac.spec import container as g
+
+    def ok(category, name, what, section, pcm, rate, bits, **kw):
+        stream = _encode(pcm, rate, bits, **kw)
+        entry = dict(category=category, exercises=what, section=section, sample_rate=rate,
+                     channels=pcm.shape[1], bits_per_sample=bits, frames=len(pcm),
+                     pcm_md5=pcm_md5(pcm, bits), expect="decode")
+        return category, name, stream, entry
+
+    def bad(name, what, section, stream, error):
+        return "faulty", name, stream, dict(category="faulty", exercises=what, section=section,
+                                             expect="reject", error=error)
+
+    seed = iter(range(1000, 100000))
+    # -- subset: every decoder MUST decode these -------------------------------------------------
+    for rate in (8000, 16000, 22050, 44100, 48000, 96000, 192000):
+        yield ok("subset", f"rate_{rate}", f"sample rate {rate} Hz", "§4.2",
+                 signal("chirp", 3000, 2, 16, next(seed)), rate, 16)
+    for bits in range(1, 33):
+        yield ok("subset", f"bits_{bits:02d}", f"bit depth {bits}", "§4.2 §5.4",
+                 signal("walk" if bits > 2 else "noise", 700, 1, bits, next(seed)), 44100, bits,
+                 frame_length=256)
+    for channels in (1, 2, 6, 8, 24):
+        yield ok("subset", f"channels_{channels:02d}", f"{channels} channels in WAV order", "§4.2",
+                 signal("sine", 600, channels, 16, next(seed)), 48000, 16, frame_length=256)
+    for n in (0, 1, 255, 256, 257, 5000):
+        yield ok("subset", f"length_{n:05d}", f"{n} samples with frame_length 256", "§5.2",
+                 signal("walk", n, 2, 16, next(seed)), 44100, 16, frame_length=256)
+    yield ok("subset", "subframe_constant", "CONSTANT subframes (DC)", "§5.4",
+             signal("dc", 1000, 2, 16, next(seed)), 44100, 16)
+    yield ok("subset", "subframe_verbatim", "VERBATIM subframes (white noise)", "§5.4",
+             signal("noise", 1000, 2, 24, next(seed)), 44100, 24)
+    yield ok("subset", "subframe_predicted", "PREDICTED subframes, LPC up to order 32", "§5.4 §6.3 §7",
+             signal("sine", 6000, 1, 16, next(seed)), 44100, 16, level=8)
+    for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
+        yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
+                 signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)
+    yield ok("subset", "mode_mid_side_24bit", "MID_SIDE at 24 bits (25-bit side)", "§6.1",
+             signal("clipped", 3000, 2, 24, next(seed)), 96000, 24, mode=3)
+    yield ok("subset", "tags", "TAGS block with UTF-8 values", "§4.5",
+             signal("sine", 500, 1, 16, next(seed)), 8000, 16,
+             tags=[("TITLE", "Ünïcödé ♪"), ("ARTIST", "vaelac"), ("TITLE", "second")])
+    yield ok("subset", "seektable", "SEEKTABLE with several points", "§4.4",
+             signal("walk", 120000, 1, 8, next(seed)), 4000, 8)
+    # -- uncommon: legal but unusual ---------------------------------------------------------------
+    yield ok("uncommon", "rate_1hz", "sample rate 1 Hz", "§4.2",
+             signal("walk", 50, 1, 16, next(seed)), 1, 16)
+    yield ok("uncommon", "rate_max", "sample rate 2^32-1 Hz", "§4.2",
+             signal("walk", 500, 1, 16, next(seed)), 2**32 - 1, 16)
+    yield ok("uncommon", "channels_255", "255 channels", "§4.2",
+             signal("walk", 20, 255, 8, next(seed)), 8000, 8)
+    yield ok("uncommon", "unknown_length", "total_samples unknown, MD5 zero, ends at EOF",
+             "§4.2 §5.2", signal("walk", 3000, 2, 16, next(seed)), 44100, 16,
+             frame_length=1024, streaming=True)
+    for fl in (1, 7, 65535):
+        yield ok("uncommon", f"frame_length_{fl}", f"frame_length {fl}", "§5.2",
+                 signal("walk", 300 if fl < 10 else 70000, 1, 16, next(seed)), 44100, 16,
+                 frame_length=fl)
+    yield ok("uncommon", "extremes_32bit", "full-scale 32-bit extremes", "§6.3",
+             signal("extremes", 3000, 2, 32, next(seed)), 48000, 32)
+    yield ok("uncommon", "wasted_bits", "wasted bits (low bits always zero)", "§6.2",
+             signal("wasted", 3000, 2, 24, next(seed)), 48000, 24)
+    cat, name, stream, entry = ok("uncommon", "padding_and_reserved_blocks",
+                                  "a PADDING block and a reserved block type 9 to skip", "§4.1",
+                                  signal("sine", 500, 1, 16, next(seed)), 8000, 16)
+    head, blocks, frames = _blocks(stream)
+    stream = _join(head, blocks[:1] + [(1, bytes(64)), (9, b"future")] + blocks[1:], frames)
+    yield cat, name, stream, entry
+    # -- faulty: MUST be rejected ---------------------------------------------------------------------
+    base = _encode(signal("walk", 2048, 2, 16, 7), 44100, 16, frame_length=512)
+    yield bad("bad_signature", "signature replaced", "§3.1", b"RIFF" + base[4:], "NotVaeError")
+    yield bad("crlf_damage", "CR LF converted to LF", "§3.1", base.replace(b"\r\n", b"\n", 1),
+              "NotVaeError")
+    yield bad("version_2", "major version 2", "§3.2", base[:8] + b"\x02" + base[9:],
+              "UnsupportedError")
+    yield bad("truncated_header", "ends inside STREAMINFO", "§4.2", base[:30], "TruncatedError")
+    yield bad("truncated_frame", "ends inside the last frame", "§5.2", base[:-7],
+              "TruncatedError")
+    yield bad("missing_frame", "ends after a frame, before total_samples", "§5.2",
+              _first_frame(base)[0] + _first_frame(base)[1], "TruncatedError")
+    flipped = bytearray(base)
+    flipped[len(_first_frame(base)[0]) + 5] ^= 0x01
+    yield bad("header_crc8", "frame header CRC-8 mismatch", "§5.1", bytes(flipped),
+              "IntegrityError")
+    yield bad("frame_crc32", "frame CRC-32 mismatch (a payload bit flipped)", "§5.5",
+              _edit_frame(base, lambda f: f[:30] + bytes([f[30] ^ 0x20]) + f[31:], reseal=False),
+              "IntegrityError")
+    md5_bad = bytearray(base)
+    md5_bad[38] ^= 0xFF
+    yield bad("pcm_md5", "STREAMINFO MD5 does not match the audio", "§4.2", bytes(md5_bad),
+              "IntegrityError")
+    yield bad("subframe_reserved", "reserved subframe type 3", "§5.3",
+              _edit_frame(base, lambda f: f[:14] + b"\x03" + f[15:]), "UnsupportedError")
+    yield bad("subframe_model", "model-conditioned subframe type 64 in a 1.0 stream", "§5.3 §8",
+              _edit_frame(base, lambda f: f[:14] + b"\x40" + f[15:]), "UnsupportedError")
+    yield bad("channel_mode_4", "reserved channel_mode 4", "§5.1",
+              _edit_frame(base, lambda f: f[:8] + b"\x04" + f[9:]), "UnsupportedError")
+    hostile = bytearray(base)
+    hostile[26:34] = (2**63).to_bytes(8, "big")
+    yield bad("total_samples_2_63", "total_samples 2^63 with four frames", "§5.2 §10",
+              bytes(hostile), "TruncatedError")
+    yield bad("payload_over_limit", "payload_length 2^31, above the §5.1 limit", "§5.1 §10",
+              _edit_frame(base, lambda f: f[:9] + (2**31).to_bytes(4, "big") + f[13:])[:2000],
+              "LimitError")
+    before, frame, _ = _first_frame(base)
+    longer = _reseal(bytes(frame[:9] + (4000).to_bytes(4, "big") + frame[13:]))
+    yield bad("payload_past_end", "payload_length within the limit but past the end of file",
+              "§5.1", before + longer, "TruncatedError")
+    noise = _encode(signal("noise", 600, 1, 16, 8), 8000, 16)
+    noise = noise[:38] + bytes(16) + noise[54:]  # MD5 "not computed": only the CRC can tell
+    yield bad("frame_crc32_no_md5", "frame CRC-32 mismatch in a VERBATIM frame of a stream "
+              "without MD5", "§5.5", _edit_frame(noise, lambda f: f[:40] + bytes([f[40] ^ 4])
+                                                   + f[41:], reseal=False), "IntegrityError")
+    yield bad("sample_count", "sample_count 100 in a frame that must hold 512", "§5.2",
+              _edit_frame(base, lambda f: f[:6] + (100).to_bytes(2, "big") + f[8:]),
+              "FormatError")
+    yield bad("trailing_garbage", "bytes after the last frame", "§5.2", base + b"\0\0",
+              "FormatError")
+    out_of_range = g.Subframe.build(dict(subframe_type=0, wasted_bits=0, body=dict(value=2**15)))
+    yield bad("sample_out_of_range", "CONSTANT 32768 in a 16-bit stream, valid CRCs", "§5.4",
+              _edit_frame(base, lambda f: _with_payload(f, out_of_range + out_of_range)),
+              "IntegrityError")
+    head, blocks, frames = _blocks(base)
+    yield bad("block_type_127", "forbidden metadata block type 127", "§4.1",
+              _join(head, blocks[:1] + [(127, b"")] + blocks[1:], frames), "FormatError")
+
+
+def write_vectors(out: Path) -> dict:
+    manifest = {"format_version": "1.0", "vectors": {}}
+    for category in ("subset", "uncommon", "faulty"):
+        (out / category).mkdir(parents=True, exist_ok=True)
+    for category, name, stream, entry in build_vectors():
+        path = f"{category}/{name}.vae"
+        (out / path).write_bytes(stream)
+        manifest["vectors"][path] = entry
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaelac.conformance.generate")
+    p.add_argument("--out", type=Path, default=VECTORS)
+    p.add_argument("--check", action="store_true",
+                   help="regenerate into a temporary folder and compare with --out")
+    args = p.parse_args(argv)
+    if not args.check:
+        manifest = write_vectors(args.out)
+        print(f"{len(manifest['vectors'])} vectors written to {args.out}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = write_vectors(Path(tmp))
+        files = list(manifest["vectors"]) + ["manifest.json"]
+        _, mismatch, errors = filecmp.cmpfiles(tmp, args.out, files, shallow=False)
+    if mismatch or errors:
+        print(f"vectors differ from a fresh build: {sorted(mismatch + errors)}", file=sys.stderr)
+        return 1
+    print(f"{len(files) - 1} vectors match a fresh build")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
