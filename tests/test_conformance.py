@@ -135,3 +135,15 @@ def test_kit_wav_and_md5_are_independent_of_the_codec(tmp_path):
     back, rate, bits = read_wav(tmp_path / "x.wav")
     assert back.tolist() == pcm.tolist() and (rate, bits) == (48000, 24)
     assert pcm_md5(pcm, 24) == vaelac.decode(vaelac.encode(pcm, 48000, bits=24))[1].pcm_md5.hex()
+
+
+def test_round_trips_on_real_recordings_changed_by_audiomentations(tmp_path, corpus_dir):
+    pytest.importorskip("audiomentations", reason="audiomentations not installed (train extra)")
+    from vaelac.conformance.runner import _transform
+
+    pcm, rate, bits = read_wav(sorted(corpus_dir.glob("*.wav"))[0])
+    name, changed = _transform(pcm[:4000], rate, bits, seed=1)
+    assert name == "audiomentations" and changed.shape == pcm[:4000].shape
+    assert not np.array_equal(changed, pcm[:4000])
+    report = runner.run(_reference, None, quick=True, seed=11, out_dir=tmp_path, corpus=corpus_dir)
+    assert report.ok, [(c.name, c.reason) for c in report.failed]
