@@ -161,6 +161,7 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
                      timeout: float, corpus: list[Path]) -> list[Case]:
     """Hypothesis-driven round trips; a failure is shrunk and written to disk with its command."""
     from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
     failure: dict = {}
@@ -183,7 +184,8 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
         kind = draw(st.sampled_from(KINDS))
         return (kind, signal(kind, n, channels, bits, draw(st.integers(0, 2**31))), rate, bits)
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
+    @hypothesis_seed(seed)
+    @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(params())
     def check(p):
@@ -218,11 +220,7 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
             raise AssertionError(problem)
 
     start = time.monotonic()
-    import random
-
-    random.seed(seed)
     try:
-        check._hypothesis_internal_use_seed = seed
         check()
         return [Case(f"round trip {label} ({counter[0]} cases, seed {seed})", "roundtrip", True,
                      seconds=time.monotonic() - start)]

@@ -147,3 +147,16 @@ def test_round_trips_on_real_recordings_changed_by_audiomentations(tmp_path, cor
     assert not np.array_equal(changed, pcm[:4000])
     report = runner.run(_reference, None, quick=True, seed=11, out_dir=tmp_path, corpus=corpus_dir)
     assert report.ok, [(c.name, c.reason) for c in report.failed]
+
+
+def test_a_seed_replays_the_same_cases(tmp_path):
+    seen = []
+
+    def recording(src, dst):
+        seen.append(Path(src).read_bytes())
+        _reference(src, dst)
+
+    runner._roundtrip_cases(runner.REFERENCE_ENCODER, recording, "a", tmp_path, 3, 42, 60, [])
+    first, seen[:] = list(seen), []
+    runner._roundtrip_cases(runner.REFERENCE_ENCODER, recording, "b", tmp_path, 3, 42, 60, [])
+    assert seen == first and len(first) == 3
