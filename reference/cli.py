@@ -1,7 +1,8 @@
 """``vaelac`` command line: encode, decode, test, info.
 
 Every failure prints one line ``vaelac: FILE: message`` on stderr and the exit status is 1
-(2 for bad usage); no partial output file is left behind.
+(2 for bad usage); no partial output file is left behind. ``decode --keep-going`` writes what it
+could recover, one line per damaged span, and exits with 3 when it had to fill any.
 """
 
 from __future__ import annotations
@@ -100,16 +101,18 @@ def _decode_one(src: str, dst: str | None, args) -> str:
     from .decoder import StreamDecoder
 
     with _open_in(src) as raw:
-        dec = StreamDecoder(raw)
+        dec = StreamDecoder(raw, keep_going=getattr(args, "keep_going", False))
         info = dec.info
         progress = _Progress(os.path.basename(src), info.total_samples, not args.quiet)
         if dst is None:
             for _ in dec:
                 progress.update(dec.samples_decoded)
             progress.close()
-            md5 = "MD5 checked" if dec.md5_checked else "no MD5 in stream"
+            _report_damage(src, dec)
+            md5 = "MD5 checked" if dec.md5_checked and not dec.damage else "MD5 not checked"
             kind = "lossy" if info.lossy else "lossless"
-            return f"{src}: ok ({dec.samples_decoded} samples, {kind}, {md5})"
+            state = "DAMAGED" if dec.damage else "ok"
+            return f"{src}: {state} ({dec.samples_decoded} samples, {kind}, {md5})"
         from .wav import WavFormat, WavWriter
 
         fmt = WavFormat(sample_rate=info.sample_rate, channels=info.channels,
@@ -123,7 +126,18 @@ def _decode_one(src: str, dst: str | None, args) -> str:
                 progress.update(dec.samples_decoded)
             writer.close()
             progress.close()
+    _report_damage(src, dec)
     return f"{src} -> {dst}"
+
+
+_damaged: list[str] = []  # files decoded with --keep-going that had silence put in (exit 3)
+
+
+def _report_damage(src: str, dec) -> None:
+    for span in dec.damage:
+        print(f"vaelac: {src}: {span}", file=sys.stderr)
+    if dec.damage:
+        _damaged.append(src)
 
 
 def _info_one(src: str, args) -> str:
@@ -212,10 +226,14 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
     dec.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
     dec.add_argument("-q", "--quiet", action="store_true")
+    dec.add_argument("-F", "--keep-going", action="store_true",
+                     help="decode past damaged frames, filling them with silence (exit 3)")
 
     test = sub.add_parser("test", help="decode and check CRCs and the PCM MD5, write nothing")
     test.add_argument("inputs", nargs="+", metavar="FILE.vae")
     test.add_argument("-q", "--quiet", action="store_true")
+    test.add_argument("-F", "--keep-going", action="store_true",
+                      help="report every damaged span instead of stopping at the first")
 
     info = sub.add_parser("info", help="show the stream's structure")
     info.add_argument("inputs", nargs="+", metavar="FILE.vae")
@@ -236,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("encode", "decode") and args.output is None and "-" in args.inputs:
         args.output = "-"
     failures = 0
+    _damaged.clear()
     for src in args.inputs:
         try:
             if args.command == "encode":
@@ -259,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             return 130
     if failures and len(args.inputs) > 1:
         print(f"vaelac: {failures} of {len(args.inputs)} files failed", file=sys.stderr)
-    return 1 if failures else 0
+    if failures:
+        return 1
+    return 3 if _damaged else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

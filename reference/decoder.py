@@ -30,7 +30,7 @@ from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER
 from .spec.errors import (FormatError, IntegrityError, LimitError, NotVaeError, TruncatedError,
                           UnsupportedError, VaeError)
 
-__all__ = ["StreamInfo", "StreamDecoder", "FrameInfo"]
+__all__ = ["StreamInfo", "StreamDecoder", "FrameInfo", "Damage"]
 
 # construct's compiled parsers are 4-5x faster than interpreted ones. They do not check that a
 # Bytes field got all its bytes, so _parse_subframe checks those lengths itself; frame headers
@@ -89,26 +89,45 @@ class FrameInfo:
 
 
 class _Reader:
-    """Strict reads: a short read is a TruncatedError naming the structure and offset."""
+    """Strict reads: a short read is a TruncatedError naming the structure and offset.
+
+    Bytes can be pushed back (``unread``) so that ``--keep-going`` can rescan a damaged frame.
+    """
 
     def __init__(self, fileobj: BinaryIO):
         self.file = fileobj
         self.offset = 0
+        self.pushback = bytearray()
+        self.recording: bytearray | None = None
+
+    def read_upto(self, n: int) -> bytes:
+        out = bytearray(self.pushback[:n])
+        del self.pushback[: len(out)]
+        while len(out) < n:
+            more = self.file.read(n - len(out))
+            if not more:
+                break
+            out += more
+        if self.recording is not None:
+            self.recording += out
+        self.offset += len(out)
+        return bytes(out)
 
     def read(self, n: int, structure: str, frame: int | None = None) -> bytes:
-        data = self.file.read(n) if n else b""
-        if data is None:
-            data = b""
-        while len(data) < n:
-            more = self.file.read(n - len(data))
-            if not more:
-                raise TruncatedError(f"{n} bytes expected, {len(data)} found before the end",
-                                     structure=structure, offset=self.offset, frame=frame)
-            data += more
-        self.offset += n
+        data = self.read_upto(n)
+        if len(data) < n:
+            raise TruncatedError(f"{n} bytes expected, {len(data)} found before the end",
+                                 structure=structure, offset=self.offset - len(data),
+                                 frame=frame)
         return data
 
+    def unread(self, data: bytes) -> None:
+        self.pushback[:0] = data
+        self.offset -= len(data)
+
     def at_eof(self) -> bool:
+        if self.pushback:
+            return False
         peek = getattr(self.file, "peek", None)
         if peek is not None:
             try:
@@ -116,6 +135,23 @@ class _Reader:
             except (OSError, ValueError):
                 pass
         return False
+
+
+@dataclass
+class Damage:
+    """A span that ``keep_going`` decoding replaced with silence."""
+
+    first_frame: int
+    first_sample: int
+    samples: int
+    reason: str
+
+    def __str__(self) -> str:
+        return (f"samples {self.first_sample}..{self.first_sample + self.samples - 1} "
+                f"(from frame {self.first_frame}) filled with silence: {self.reason}")
+
+
+_MAX_RESYNC_GAP_FRAMES = 1 << 16
 
 
 def _parse(struct, data: bytes, structure: str, offset: int, frame: int | None = None):
@@ -140,7 +176,10 @@ class StreamDecoder:
     the end of the stream when the header carries one.
     """
 
-    def __init__(self, fileobj: BinaryIO):
+    def __init__(self, fileobj: BinaryIO, *, keep_going: bool = False):
+        self.keep_going = keep_going
+        self.damage: list[Damage] = []
+        self._silence_frames = 0
         if not hasattr(fileobj, "peek"):
             fileobj = io.BufferedReader(_RawAdapter(fileobj))
         self._reader = _Reader(fileobj)
@@ -154,8 +193,7 @@ class StreamDecoder:
     # -- head (§3, §4) ----------------------------------------------------------------------
     def _read_head(self) -> StreamInfo:
         r = self._reader
-        head = self.file_head = r.file.read(len(SIGNATURE) + 2)
-        r.offset += len(head)
+        head = self.file_head = r.read_upto(len(SIGNATURE) + 2)
         if len(head) < len(SIGNATURE) or head[: len(SIGNATURE)] != SIGNATURE:
             raise NotVaeError(_signature_problem(head), structure="signature", offset=0,
                               section="§3.1")
@@ -246,7 +284,92 @@ class StreamDecoder:
             yield block
 
     def read_frame(self) -> np.ndarray | None:
-        """The next frame's samples, or None at the end of the stream (after all checks)."""
+        """The next frame's samples, or None at the end of the stream (after all checks).
+
+        With ``keep_going``, a damaged frame does not stop decoding: the decoder resynchronises
+        on the next valid frame header and yields silence for what it lost (``self.damage``).
+        """
+        if not self.keep_going:
+            return self._read_frame()
+        if self._silence_frames:
+            return self._silence()
+        r = self._reader
+        while True:
+            start = r.offset
+            r.recording = bytearray()
+            try:
+                return self._read_frame()
+            except FormatError as exc:
+                recorded = bytes(r.recording)
+                r.recording = None
+                r.unread(recorded)
+                found = self._resync(start)
+                if found is None:
+                    total = self.info.total_samples
+                    missing = 0 if total is None else total - self._samples_done
+                    self._silence_frames = -(-missing // self.info.frame_length)
+                else:
+                    self._silence_frames = found - self._expected_frame
+                self.damage.append(Damage(self._expected_frame, self._samples_done,
+                                          self._silence_samples_total(),
+                                          f"{exc}; resumed at byte {r.offset}"
+                                          if found is not None else str(exc)))
+                if self._silence_frames:
+                    return self._silence()
+                if found is None:
+                    return None
+                # garbage before a good frame: nothing lost, decode from the header found
+            finally:
+                r.recording = None
+
+    def _silence_samples_total(self) -> int:
+        info = self.info
+        count = self._silence_frames * info.frame_length
+        if info.total_samples is not None:
+            count = min(count, info.total_samples - self._samples_done)
+        return count
+
+    def _silence(self) -> np.ndarray:
+        info = self.info
+        count = info.frame_length
+        if info.total_samples is not None:
+            count = min(count, info.total_samples - self._samples_done)
+        self._silence_frames -= 1
+        self._expected_frame += 1
+        self._samples_done += count
+        pcm = np.zeros((count, info.channels), np.int32)
+        self._digest.update(pcm)
+        return pcm
+
+    def _resync(self, failed_start: int) -> int | None:
+        """Scan for the next frame header with a valid CRC-8 and a plausible index; leave the
+        reader at it and return its index, or None at the end of the stream."""
+        r = self._reader
+        info = self.info
+        while True:
+            at = r.offset
+            byte = r.read_upto(1)
+            if not byte:
+                return None
+            if byte[0] != FRAME_SYNC >> 8:
+                continue
+            rest = r.read_upto(FRAME_HEADER_BYTES - 1)
+            candidate = byte + rest
+            if len(candidate) == FRAME_HEADER_BYTES and crc8(candidate[:-1]) == candidate[-1]:
+                head = _FRAME_HEADER.parse(candidate)
+                index = head.frame_index
+                plausible = (head.sync == FRAME_SYNC
+                             and self._expected_frame <= index
+                             < self._expected_frame + _MAX_RESYNC_GAP_FRAMES
+                             and not (index == self._expected_frame and at == failed_start)
+                             and (info.total_samples is None
+                                  or index * info.frame_length < info.total_samples))
+                if plausible:
+                    r.unread(candidate)
+                    return index
+            r.unread(rest)
+
+    def _read_frame(self) -> np.ndarray | None:
         info = self.info
         r = self._reader
         if info.total_samples is not None and self._samples_done >= info.total_samples:
@@ -256,7 +379,7 @@ class StreamDecoder:
             self._finish()
             return None
         offset = r.offset
-        first = r.file.read(1)
+        first = r.read_upto(1)
         if not first:
             if info.total_samples is not None:
                 raise TruncatedError(f"stream ends after {self._samples_done} of "
@@ -264,10 +387,8 @@ class StreamDecoder:
                                      offset=offset, frame=self._expected_frame)
             self._finish()
             return None
-        r.offset += 1
         head_bytes = first + r.read(FRAME_HEADER_BYTES - 1, "frame header", self._expected_frame)
-        pcm = self._decode_frame(head_bytes, offset)
-        return pcm
+        return self._decode_frame(head_bytes, offset)
 
     def _decode_frame(self, head_bytes: bytes, offset: int) -> np.ndarray:
         info = self.info
@@ -408,6 +529,8 @@ class StreamDecoder:
         if info.total_samples is not None and self._samples_done != info.total_samples:
             raise TruncatedError(f"{self._samples_done} of {info.total_samples} samples "
                                  "decoded", structure="stream", offset=self._reader.offset)
+        if any(d.samples for d in self.damage):
+            return  # the MD5 cannot match audio with silence in it; the damage is reported
         if info.pcm_md5 is not None and self._digest.digest() != info.pcm_md5:
             raise IntegrityError("decoded PCM does not match the stream's MD5",
                                  structure="STREAMINFO", offset=None, section="§4.2")
