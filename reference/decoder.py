@@ -88,6 +88,9 @@ class FrameInfo:
     subframe_types: list[int]
 
 
+_READ_CHUNK = 1 << 20
+
+
 class _Reader:
     """Strict reads: a short read is a TruncatedError naming the structure and offset.
 
@@ -104,7 +107,9 @@ class _Reader:
         out = bytearray(self.pushback[:n])
         del self.pushback[: len(out)]
         while len(out) < n:
-            more = self.file.read(n - len(out))
+            # In chunks: a buffered file preallocates what read(n) asks for, so a declared size
+            # (up to 16 MiB for a block, ~69 MB for a payload) must not be asked for at once.
+            more = self.file.read(min(n - len(out), _READ_CHUNK))
             if not more:
                 break
             out += more
@@ -112,6 +117,12 @@ class _Reader:
             self.recording += out
         self.offset += len(out)
         return bytes(out)
+
+    def skip(self, n: int, structure: str) -> None:
+        """Read and drop ``n`` bytes, holding at most one chunk (a strict read)."""
+        while n > 0:
+            part = self.read(min(n, _READ_CHUNK), structure)
+            n -= len(part)
 
     def read(self, n: int, structure: str, frame: int | None = None) -> bytes:
         data = self.read_upto(n)
@@ -147,11 +158,21 @@ class Damage:
     reason: str
 
     def __str__(self) -> str:
+        if not self.samples:
+            return f"at sample {self.first_sample} (frame {self.first_frame}): {self.reason}"
         return (f"samples {self.first_sample}..{self.first_sample + self.samples - 1} "
                 f"(from frame {self.first_frame}) filled with silence: {self.reason}")
 
 
 _MAX_RESYNC_GAP_FRAMES = 1 << 16
+
+
+def _min_frame_bytes(channels: int) -> int:
+    """The smallest possible frame (§5): header, CRC-32 and, per channel, the smallest subframe
+    (VERBATIM of one 1-bit value: 2 + 4 + 1 bytes). ``keep_going`` believes no frame count that
+    needs more bytes than the stream has, so the silence it fills is bounded by the input's size.
+    """
+    return FRAME_HEADER_BYTES + FRAME_CRC_BYTES + 7 * channels
 
 
 def _parse(struct, data: bytes, structure: str, offset: int, frame: int | None = None):
@@ -184,6 +205,7 @@ class StreamDecoder:
             fileobj = io.BufferedReader(_RawAdapter(fileobj))
         self._reader = _Reader(fileobj)
         self.info = self._read_head()
+        self._min_frame = _min_frame_bytes(self.info.channels)
         self._expected_frame = 0
         self._samples_done = 0
         self._digest = PcmDigest(self.info.bits_per_sample)
@@ -207,6 +229,7 @@ class StreamDecoder:
                                    section="§3.2")
         info = None
         index = 0
+        seen: set[str] = set()
         while True:
             offset = r.offset
             block_header = _parse(grammar.BlockHeader, r.read(4, "metadata block header"),
@@ -223,16 +246,26 @@ class StreamDecoder:
                 raise FormatError("metadata block type 127 is forbidden",
                                   structure="metadata block header", offset=offset,
                                   section="§4.1")
-            body = r.read(length, f"metadata block type {kind}")
             body_offset = offset + 4
             name = BlockType(kind).name if kind in BlockType._value2member_map_ else "RESERVED"
+            if kind in (BlockType.SEEKTABLE, BlockType.TAGS) and name in seen:
+                raise FormatError(f"a second {name} block", structure="metadata block header",
+                                  offset=offset, section="§4.1")
+            seen.add(name)
+            _check_block_length(kind, name, length, body_offset)
+            if kind not in _PARSED_BLOCKS:  # PADDING, MODEL_DATA, reserved: skipped, not held
+                r.skip(length, f"metadata block type {kind}")
+            else:
+                body = r.read(length, f"metadata block type {kind}")
             if kind == BlockType.STREAMINFO:
                 info = self._stream_info(body, body_offset, (major, minor))
             elif kind == BlockType.TAGS:
+                _check_tags_sizes(body, body_offset)
                 tags = _parse_exact(grammar.Tags, body, "TAGS", body_offset)
                 info.vendor = tags.vendor
                 info.tags = [_split_comment(c, body_offset) for c in tags.comments]
             elif kind == BlockType.SEEKTABLE:
+                _check_seek_count(body, body_offset)
                 table = _parse_exact(grammar.SeekTable, body, "SEEKTABLE", body_offset)
                 info.seek_points = [(p.sample_number, p.byte_offset) for p in table
                                     if p.sample_number != UNKNOWN_TOTAL_SAMPLES]
@@ -308,6 +341,18 @@ class StreamDecoder:
                     total = self.info.total_samples
                     missing = 0 if total is None else total - self._samples_done
                     self._silence_frames = -(-missing // self.info.frame_length)
+                    need = (self._expected_frame + self._silence_frames) * self._min_frame
+                    have = r.offset - self.info.first_frame_offset
+                    if self._silence_frames and need > have:
+                        # total_samples is not credible (a damaged or hostile STREAMINFO):
+                        # a 100-byte file must not be "repaired" into terabytes of silence.
+                        self._silence_frames = 0
+                        self.damage.append(Damage(
+                            self._expected_frame, self._samples_done, 0,
+                            f"{exc}; the {missing} samples still declared were not filled: "
+                            f"{total} samples need at least {need} bytes of frames, the stream "
+                            f"has {have} (§5.2)"))
+                        return None
                 else:
                     self._silence_frames = found - self._expected_frame
                 self.damage.append(Damage(self._expected_frame, self._samples_done,
@@ -361,6 +406,8 @@ class StreamDecoder:
                 plausible = (head.sync == FRAME_SYNC
                              and self._expected_frame <= index
                              < self._expected_frame + _MAX_RESYNC_GAP_FRAMES
+                             # frame k starts at least k smallest frames into the frames
+                             and index * self._min_frame <= at - info.first_frame_offset
                              and not (index == self._expected_frame and at == failed_start)
                              and (info.total_samples is None
                                   or index * info.frame_length < info.total_samples))
@@ -558,6 +605,60 @@ def _parse_subframe(stream: io.BytesIO, where: dict):
     if short:
         raise TruncatedError("subframe runs past the payload", **where, section="§5.3")
     return sub
+
+
+_PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF)
+_MODEL_REF_BYTES = (32 + 1, 32 + 1 + 255)  # sha256, u8 length, name (§4.6)
+_SEEK_POINT_BYTES = 16
+
+
+def _check_block_length(kind: int, name: str, length: int, offset: int) -> None:
+    """A known block's declared length must fit its structure (§4.1), checked before reading."""
+    def bad(what: str) -> FormatError:
+        return FormatError(what, structure=name, offset=offset, section="§4")
+
+    if kind == BlockType.STREAMINFO and length != grammar.StreamInfo.sizeof():
+        raise FormatError(f"STREAMINFO must be {grammar.StreamInfo.sizeof()} bytes, found "
+                          f"{length}", structure="STREAMINFO", offset=offset, section="§4.2")
+    if kind == BlockType.SEEKTABLE and (length < 4 or (length - 4) % _SEEK_POINT_BYTES):
+        raise bad(f"a {length}-byte block cannot hold a count and 16-byte seek points")
+    if kind == BlockType.TAGS and length < 8:
+        raise bad(f"a {length}-byte block cannot hold a vendor length and a count")
+    if kind == BlockType.MODEL_REF and not _MODEL_REF_BYTES[0] <= length <= _MODEL_REF_BYTES[1]:
+        raise bad(f"MODEL_REF is {_MODEL_REF_BYTES[0]}..{_MODEL_REF_BYTES[1]} bytes, found "
+                  f"{length}")
+
+
+def _check_seek_count(body: bytes, offset: int) -> None:
+    count = int.from_bytes(body[:4], "big")
+    if 4 + count * _SEEK_POINT_BYTES != len(body):
+        raise FormatError(f"count {count} needs {4 + count * _SEEK_POINT_BYTES} bytes, the block "
+                          f"has {len(body)}", structure="SEEKTABLE", offset=offset,
+                          section="§4.4")
+
+
+def _check_tags_sizes(body: bytes, offset: int) -> None:
+    """Vendor length, comment count and every comment length against the block's size (§4.5),
+    before construct builds anything from them."""
+    def bad(what: str, at: int) -> FormatError:
+        return FormatError(what, structure="TAGS", offset=offset + at, section="§4.5")
+
+    vendor = int.from_bytes(body[:4], "big")
+    at = 4 + vendor
+    if at + 4 > len(body):
+        raise bad(f"vendor length {vendor} runs past the {len(body)}-byte block", 0)
+    count = int.from_bytes(body[at:at + 4], "big")
+    at += 4
+    if count * 4 > len(body) - at:
+        raise bad(f"{count} comments need at least {count * 4} bytes, {len(body) - at} left",
+                  at - 4)
+    for i in range(count):
+        size = int.from_bytes(body[at:at + 4], "big")
+        if at + 4 + size > len(body):
+            raise bad(f"comment {i} of {size} bytes runs past the block", at)
+        at += 4 + size
+    if at != len(body):
+        raise bad(f"{len(body) - at} bytes left after the last comment", at)
 
 
 def _signature_problem(head: bytes) -> str:

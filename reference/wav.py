@@ -21,6 +21,7 @@ WAVE_FORMAT_PCM = 0x0001
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 _PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 _UNKNOWN_SIZE = 0xFFFFFFFF
+_READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,17 @@ class _Source:
         self.offset = 0
 
     def read(self, n: int) -> bytes:
-        data = self.f.read(n)
-        while data is not None and len(data) < n:
-            more = self.f.read(n - len(data))
-            if not more:
-                break
-            data += more
+        # At most 1 MiB per call: a buffered file preallocates what read(n) asks for, and n can
+        # be a hostile chunk size (a 36-byte file declaring a 4 GiB fmt chunk).
+        data = self.f.read(min(n, _READ_CHUNK))
+        if data is not None and len(data) < n:
+            buf = bytearray(data)
+            while len(buf) < n:
+                more = self.f.read(min(n - len(buf), _READ_CHUNK))
+                if not more:
+                    break
+                buf += more
+            data = bytes(buf)
         data = data or b""
         self.offset += len(data)
         return data
@@ -95,6 +101,8 @@ class WavReader:
                 raise WavError("no data chunk found")
             cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if cid == b"ds64":
+                if size < 16:
+                    raise WavError(f"ds64 chunk of {size} bytes is too short")
                 body = src.exact(size + (size & 1), "ds64 chunk")
                 ds64_data = struct.unpack_from("<Q", body, 8)[0]
             elif cid == b"fmt ":
