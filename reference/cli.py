@@ -41,6 +41,10 @@ class _Progress:
             sys.stderr.write("\r" + " " * (len(self.label) + 6) + "\r")
 
 
+def _progress_on(args) -> bool:
+    return not args.quiet and not getattr(args, "no_progress", False)
+
+
 def _open_in(path: str) -> BinaryIO:
     return sys.stdin.buffer if path == "-" else open(path, "rb")
 
@@ -60,7 +64,7 @@ def _encode_one(src: str, dst: str, args) -> str:
     with _open_in(src) as raw:
         reader = WavReader(raw)
         fmt = reader.format
-        progress = _Progress(os.path.basename(src), fmt.total_frames, not args.quiet)
+        progress = _Progress(os.path.basename(src), fmt.total_frames, _progress_on(args))
         with atomic_output(dst, overwrite=args.force) as out:
             enc = StreamEncoder(out, fmt.sample_rate, fmt.channels, fmt.bits_per_sample,
                                 level=args.level, total_samples=fmt.total_frames,
@@ -103,7 +107,7 @@ def _decode_one(src: str, dst: str | None, args) -> str:
     with _open_in(src) as raw:
         dec = StreamDecoder(raw, keep_going=getattr(args, "keep_going", False))
         info = dec.info
-        progress = _Progress(os.path.basename(src), info.total_samples, not args.quiet)
+        progress = _Progress(os.path.basename(src), info.total_samples, _progress_on(args))
         if dst is None:
             for _ in dec:
                 progress.update(dec.samples_decoded)
@@ -201,6 +205,9 @@ def _parse_tags(items: list[str] | None) -> list[tuple[str, str]]:
     return tags
 
 
+_JOBS_HELP = "files to work on at once, in separate processes (0 = one per CPU)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaelac", description="VAE Lossless Audio Codec")
     from . import __version__
@@ -209,7 +216,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     enc = sub.add_parser("encode", help="WAV -> .vae")
-    enc.add_argument("inputs", nargs="+", metavar="IN.wav", help="'-' reads standard input")
+    enc.add_argument("inputs", nargs="+", metavar="IN.wav",
+                     help="'-' reads standard input; a directory means its *.wav files")
     enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
     for level in range(9):
         enc.add_argument(f"-{level}", dest="level", action="store_const", const=level,
@@ -219,21 +227,24 @@ def _parser() -> argparse.ArgumentParser:
     enc.add_argument("-V", "--verify", action="store_true", help="decode and compare after")
     enc.add_argument("-T", "--tag", action="append", metavar="KEY=VALUE", help="add a tag")
     enc.add_argument("-q", "--quiet", action="store_true")
+    enc.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
     enc.set_defaults(level=None)
 
     dec = sub.add_parser("decode", help=".vae -> WAV")
-    dec.add_argument("inputs", nargs="+", metavar="IN.vae")
+    dec.add_argument("inputs", nargs="+", metavar="IN.vae", help="a directory means its *.vae")
     dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
     dec.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
     dec.add_argument("-q", "--quiet", action="store_true")
     dec.add_argument("-F", "--keep-going", action="store_true",
                      help="decode past damaged frames, filling them with silence (exit 3)")
+    dec.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
 
     test = sub.add_parser("test", help="decode and check CRCs and the PCM MD5, write nothing")
     test.add_argument("inputs", nargs="+", metavar="FILE.vae")
     test.add_argument("-q", "--quiet", action="store_true")
     test.add_argument("-F", "--keep-going", action="store_true",
                       help="report every damaged span instead of stopping at the first")
+    test.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
 
     info = sub.add_parser("info", help="show the stream's structure")
     info.add_argument("inputs", nargs="+", metavar="FILE.vae")
@@ -242,45 +253,138 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_DIR_SUFFIX = {"encode": ".wav", "decode": ".vae", "test": ".vae", "info": ".vae"}
+
+
+def _expand(args) -> tuple[list[str], list[str]]:
+    """Inputs with each directory replaced by its *.wav (encode) or *.vae files, sorted;
+    and the directories that held none."""
+    inputs, empty = [], []
+    suffix = _DIR_SUFFIX[args.command]
+    for src in args.inputs:
+        if src != "-" and os.path.isdir(src):
+            found = sorted(os.path.join(src, name) for name in os.listdir(src)
+                           if name.lower().endswith(suffix)
+                           and os.path.isfile(os.path.join(src, name)))
+            if not found:
+                empty.append(src)
+            inputs.extend(found)
+        else:
+            inputs.append(src)
+    return inputs, empty
+
+
+def _one(src: str, args) -> tuple[bool, str, bool]:
+    """Run the command on one input: (succeeded, message or error text, damage filled)."""
+    _damaged.clear()
+    try:
+        if args.command == "encode":
+            message = _encode_one(src, _output_name(src, args.output, ".vae"), args)
+        elif args.command == "decode":
+            message = _decode_one(src, _output_name(src, args.output, ".wav"), args)
+        elif args.command == "test":
+            message = _decode_one(src, None, args)
+        else:
+            message = _info_one(src, args)
+        return True, message, bool(_damaged)
+    except (VaeError, OSError) as exc:
+        text = str(exc) if isinstance(exc, VaeError) else (exc.strerror or str(exc))
+        return False, text, bool(_damaged)
+
+
+def _in_parallel(inputs: list[str], args, jobs: int):
+    """Yield (src, result of _one) in input order, ``jobs`` processes at a time. A file that
+    fails (even by crashing its worker) is reported and the others go on."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
+        futures = [(src, pool.submit(_one, src, args)) for src in inputs]
+        for src, future in futures:
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                # A worker died (a crash, or killed for memory) and took the pool with it: each
+                # file not finished is tried again in a process of its own.
+                result = _alone(src, args)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug: report it and go on
+                result = (False, f"failed in a worker process: {type(exc).__name__}: {exc}",
+                          False)
+            yield src, result
+    except BaseException:
+        # Ctrl-C reaches the workers too (same process group); a SIGINT sent to this process
+        # alone is passed on, so each worker's atomic output removes its temporary file.
+        import signal
+
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+            except OSError:
+                pass
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _alone(src: str, args) -> tuple[bool, str, bool]:
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(_one, src, args).result()
+        except BrokenProcessPool:
+            return False, "its worker process died (crashed or was killed)", False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if getattr(args, "output", None) and len(args.inputs) > 1:
+    inputs, empty = _expand(args)
+    if getattr(args, "output", None) and len(inputs) + len(empty) > 1:
         print("vaelac: -o needs exactly one input", file=sys.stderr)
         return 2
     if args.command == "encode" and args.level is None:
         from .encoder import DEFAULT_LEVEL
 
         args.level = DEFAULT_LEVEL
-    if args.command in ("encode", "decode") and args.output is None and "-" in args.inputs:
+    if args.command in ("encode", "decode") and args.output is None and "-" in inputs:
         args.output = "-"
-    failures = 0
-    _damaged.clear()
-    for src in args.inputs:
-        try:
-            if args.command == "encode":
-                message = _encode_one(src, _output_name(src, args.output, ".vae"), args)
-            elif args.command == "decode":
-                message = _decode_one(src, _output_name(src, args.output, ".wav"), args)
-            elif args.command == "test":
-                message = _decode_one(src, None, args)
-            else:
-                message = _info_one(src, args)
-            if args.command == "info" or (not getattr(args, "quiet", False)
-                                          and getattr(args, "output", None) != "-"):
-                print(message, file=sys.stdout if args.command in ("info", "test")
+    jobs = getattr(args, "jobs", 1) or os.cpu_count() or 1
+    failed = []
+    for src in empty:
+        failed.append(src)
+        print(f"vaelac: {src}: no *{_DIR_SUFFIX[args.command]} files in this directory",
+              file=sys.stderr)
+    damaged = 0
+    if jobs > 1 and len(inputs) > 1 and "-" not in inputs:
+        args.no_progress = True  # progress lines from several processes would collide
+        results = _in_parallel(inputs, args, min(jobs, len(inputs)))
+    else:
+        results = ((src, _one(src, args)) for src in inputs)
+    src = inputs[0] if inputs else ""
+    try:
+        for src, (ok, text, was_damaged) in results:
+            damaged += was_damaged
+            if not ok:
+                failed.append(src)
+                print(f"vaelac: {src}: {text}", file=sys.stderr)
+            elif args.command == "info" or (not getattr(args, "quiet", False)
+                                             and getattr(args, "output", None) != "-"):
+                print(text, file=sys.stdout if args.command in ("info", "test")
                       else sys.stderr)
-        except (VaeError, OSError) as exc:
-            failures += 1
-            text = str(exc) if isinstance(exc, VaeError) else (exc.strerror or str(exc))
-            print(f"vaelac: {src}: {text}", file=sys.stderr)
-        except KeyboardInterrupt:
-            print(f"vaelac: {src}: interrupted; no output written", file=sys.stderr)
-            return 130
-    if failures and len(args.inputs) > 1:
-        print(f"vaelac: {failures} of {len(args.inputs)} files failed", file=sys.stderr)
-    if failures:
+    except KeyboardInterrupt:
+        print(f"vaelac: {src}: interrupted; no output written", file=sys.stderr)
+        return 130
+    total = len(inputs) + len(empty)
+    if failed and total > 1:
+        print(f"vaelac: {len(failed)} of {total} files failed: {', '.join(failed)}",
+              file=sys.stderr)
+    if failed:
         return 1
-    return 3 if _damaged else 0
+    return 3 if damaged else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
