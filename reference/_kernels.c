@@ -240,6 +240,17 @@ static inline void enc_bit(Encoder *e, Prob *p, int bit) {
     while (e->range < RANGE_TOP) { e->range <<= 8; enc_shift_low(e); }
 }
 
+static inline void enc_fixed(Encoder *e, uint32_t p, int bit) {
+    uint32_t bound = (e->range >> PROB_BITS) * p;
+    if (!bit) {
+        e->range = bound;
+    } else {
+        e->low += bound;
+        e->range -= bound;
+    }
+    while (e->range < RANGE_TOP) { e->range <<= 8; enc_shift_low(e); }
+}
+
 static inline void enc_direct(Encoder *e, uint64_t value, int nbits) {
     for (int i = nbits - 1; i >= 0; i--) {
         e->range >>= 1;
@@ -248,22 +259,87 @@ static inline void enc_direct(Encoder *e, uint64_t value, int nbits) {
     }
 }
 
+/* Latent symbols (spec §8.2): levels_log2 binary decisions each, down a tree whose node
+ * probabilities are fixed by the model's prior (prior[dim][node - 1]); no adaptation. */
+typedef struct {
+    Py_buffer symbols, prior;
+    int count, levels_log2, present;
+} Latents;
+
+static int get_latents(PyObject *sym_obj, PyObject *prior_obj, int levels_log2, int writable,
+                       Latents *lat) {
+    lat->present = 0;
+    if (sym_obj == Py_None) return 0;
+    if (levels_log2 < 1 || levels_log2 > 8) {
+        PyErr_SetString(PyExc_ValueError, "latent levels_log2 must be 1..8");
+        return -1;
+    }
+    if (get_buffer(sym_obj, &lat->symbols, writable, 8, "latents") < 0) return -1;
+    if (get_buffer(prior_obj, &lat->prior, 0, 2, "prior") < 0) {
+        PyBuffer_Release(&lat->symbols);
+        return -1;
+    }
+    lat->count = (int)(lat->symbols.len / 8);
+    lat->levels_log2 = levels_log2;
+    Py_ssize_t nodes = ((Py_ssize_t)1 << levels_log2) - 1;
+    const uint16_t *pr = lat->prior.buf;
+    int ok = lat->prior.len / 2 == nodes * lat->count;
+    for (Py_ssize_t i = 0; ok && i < lat->prior.len / 2; i++) ok = pr[i] != 0;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "prior must hold count x (2**levels - 1) values 1..65535");
+        PyBuffer_Release(&lat->symbols); PyBuffer_Release(&lat->prior);
+        return -1;
+    }
+    lat->present = 1;
+    return 0;
+}
+
+static void release_latents(Latents *lat) {
+    if (lat->present) { PyBuffer_Release(&lat->symbols); PyBuffer_Release(&lat->prior); }
+}
+
 static PyObject *rc_encode(PyObject *self, PyObject *args) {
-    PyObject *r_obj;
-    int mean_log2;
-    if (!PyArg_ParseTuple(args, "Oi", &r_obj, &mean_log2)) return NULL;
+    PyObject *r_obj, *sym_obj = Py_None, *prior_obj = Py_None;
+    int mean_log2, levels_log2 = 0;
+    if (!PyArg_ParseTuple(args, "Oi|OOi", &r_obj, &mean_log2, &sym_obj, &prior_obj,
+                          &levels_log2)) return NULL;
     if (mean_log2 < 0 || mean_log2 > 55) {
         PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
         return NULL;
     }
+    Latents lat;
+    if (get_latents(sym_obj, prior_obj, levels_log2, 0, &lat) < 0) return NULL;
+    if (lat.present) {
+        const int64_t *q = lat.symbols.buf;
+        for (int i = 0; i < lat.count; i++) {
+            if (q[i] < 0 || q[i] >= ((int64_t)1 << levels_log2)) {
+                release_latents(&lat);
+                PyErr_SetString(PyExc_ValueError, "latent symbol out of range");
+                return NULL;
+            }
+        }
+    }
     Py_buffer r;
-    if (get_buffer(r_obj, &r, 0, 8, "residual") < 0) return NULL;
+    if (get_buffer(r_obj, &r, 0, 8, "residual") < 0) { release_latents(&lat); return NULL; }
     Model *m = malloc(sizeof(Model));
     Encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
     Py_ssize_t bad = -1;
-    if (!m) { PyBuffer_Release(&r); return PyErr_NoMemory(); }
+    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
     Py_BEGIN_ALLOW_THREADS
     model_init(m);
+    if (lat.present) {
+        const int64_t *q = lat.symbols.buf;
+        const uint16_t *pr = lat.prior.buf;
+        int nodes = (1 << lat.levels_log2) - 1;
+        for (int i = 0; i < lat.count; i++) {
+            unsigned node = 1;
+            for (int b = lat.levels_log2 - 1; b >= 0; b--) {
+                int bit = (int)((q[i] >> b) & 1);
+                enc_fixed(&e, pr[i * nodes + node - 1], bit);
+                node = 2 * node + bit;
+            }
+        }
+    }
     const int64_t *rp = r.buf;
     Py_ssize_t n = r.len / 8;
     uint64_t stat = (uint64_t)1 << (mean_log2 + STAT_SHIFT);
@@ -293,6 +369,7 @@ static PyObject *rc_encode(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     free(m);
     PyBuffer_Release(&r);
+    release_latents(&lat);
     if (bad >= 0) {
         free(e.out);
         PyErr_Format(PyExc_OverflowError, "residual %zd is too large to code", bad);
@@ -334,6 +411,21 @@ static inline int dec_bit(Decoder *d, Prob *p) {
     return bit;
 }
 
+static inline int dec_fixed(Decoder *d, uint32_t p) {
+    uint32_t bound = (d->range >> PROB_BITS) * p;
+    int bit;
+    if (d->code < bound) {
+        d->range = bound;
+        bit = 0;
+    } else {
+        d->code -= bound;
+        d->range -= bound;
+        bit = 1;
+    }
+    while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | dec_byte(d); }
+    return bit;
+}
+
 static inline uint64_t dec_direct(Decoder *d, int nbits) {
     uint64_t value = 0;
     for (int i = 0; i < nbits; i++) {
@@ -349,18 +441,26 @@ static inline uint64_t dec_direct(Decoder *d, int nbits) {
 /* rc_decode(data, mean_log2, out) -> status: 0 ok, 1 payload too short, 2 bytes left over,
  * 3 first byte not zero, 4 a residual's bit length above the limit, 5 code not below range. */
 static PyObject *rc_decode(PyObject *self, PyObject *args) {
-    PyObject *d_obj, *o_obj;
-    int mean_log2;
-    if (!PyArg_ParseTuple(args, "OiO", &d_obj, &mean_log2, &o_obj)) return NULL;
+    PyObject *d_obj, *o_obj, *sym_obj = Py_None, *prior_obj = Py_None;
+    int mean_log2, levels_log2 = 0;
+    if (!PyArg_ParseTuple(args, "OiO|OOi", &d_obj, &mean_log2, &o_obj, &sym_obj, &prior_obj,
+                          &levels_log2)) return NULL;
     if (mean_log2 < 0 || mean_log2 > 55) {
         PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
         return NULL;
     }
+    Latents lat;
+    if (get_latents(sym_obj, prior_obj, levels_log2, 1, &lat) < 0) return NULL;
     Py_buffer data, out;
-    if (get_buffer(d_obj, &data, 0, 1, "data") < 0) return NULL;
-    if (get_buffer(o_obj, &out, 1, 8, "out") < 0) { PyBuffer_Release(&data); return NULL; }
+    if (get_buffer(d_obj, &data, 0, 1, "data") < 0) { release_latents(&lat); return NULL; }
+    if (get_buffer(o_obj, &out, 1, 8, "out") < 0) {
+        PyBuffer_Release(&data); release_latents(&lat); return NULL;
+    }
     Model *m = malloc(sizeof(Model));
-    if (!m) { PyBuffer_Release(&data); PyBuffer_Release(&out); return PyErr_NoMemory(); }
+    if (!m) {
+        PyBuffer_Release(&data); PyBuffer_Release(&out); release_latents(&lat);
+        return PyErr_NoMemory();
+    }
     int status = 0;
     Py_BEGIN_ALLOW_THREADS
     model_init(m);
@@ -368,6 +468,18 @@ static PyObject *rc_decode(PyObject *self, PyObject *args) {
     if (dec_byte(&d) != 0) status = 3;
     for (int k = 0; k < 4; k++) d.code = (d.code << 8) | dec_byte(&d);
     if (status == 0 && d.code == 0xFFFFFFFFu) status = 5;
+    if (status == 0 && lat.present) {
+        int64_t *q = lat.symbols.buf;
+        const uint16_t *pr = lat.prior.buf;
+        int nodes = (1 << lat.levels_log2) - 1;
+        for (int i = 0; i < lat.count; i++) {
+            unsigned node = 1;
+            for (int b = 0; b < lat.levels_log2; b++)
+                node = 2 * node + dec_fixed(&d, pr[i * nodes + node - 1]);
+            q[i] = (int64_t)(node - (1u << lat.levels_log2));
+        }
+        if (d.overrun) status = 1;
+    }
     int64_t *op = out.buf;
     Py_ssize_t n = out.len / 8;
     uint64_t stat = (uint64_t)1 << (mean_log2 + STAT_SHIFT);
@@ -397,7 +509,247 @@ static PyObject *rc_decode(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     free(m);
     PyBuffer_Release(&data); PyBuffer_Release(&out);
+    release_latents(&lat);
     return PyLong_FromLong(status);
+}
+
+
+/* ------------------------------------------------- model network (§8.3) -- */
+
+#define FEATURE_MAX 2047
+#define ACTIVATION_MAX 2047
+#define FEATURE_CLAMP ((int64_t)1 << 40)
+#define OUTPUT_MAX 32768
+#define MAX_HISTORY 32
+#define MAX_HIDDEN 112
+#define RESIDUAL_FEATURE_SHIFT 12
+#define DIFFERENCE_FEATURE_SHIFT 9
+#define OUTPUT_UNIT_SHIFT 12
+#define SCALE_STAT_SHIFT 4
+
+/* The per-sample decoder network of a RESIDUAL model with its per-frame bias (§8.3, §8.4):
+ * features (2H + 1) -> hidden (ReLU, clamped) -> one output. Every sum fits in int32 because
+ * the model loader bounds weights, biases and fan-in (§8.1). */
+typedef struct {
+    int history, features, hidden, shift1, shift2;
+    int32_t b2;
+    Py_buffer w1, c1, w2;
+} Net;
+
+static int get_net(PyObject *obj, Net *n) {
+    PyObject *w1, *c1, *w2;
+    if (!PyArg_ParseTuple(obj, "iiiOOOi", &n->history, &n->shift1, &n->shift2, &w1, &c1, &w2,
+                          &n->b2)) return -1;
+    if (n->history < 1 || n->history > MAX_HISTORY || n->shift1 < 0 || n->shift1 > 31 ||
+        n->shift2 < 0 || n->shift2 > 31) {
+        PyErr_SetString(PyExc_ValueError, "net: history 1..32, shifts 0..31");
+        return -1;
+    }
+    n->features = 2 * n->history + 1;
+    if (get_buffer(w1, &n->w1, 0, 2, "w1") < 0) return -1;
+    if (get_buffer(c1, &n->c1, 0, 4, "c1") < 0) { PyBuffer_Release(&n->w1); return -1; }
+    if (get_buffer(w2, &n->w2, 0, 2, "w2") < 0) {
+        PyBuffer_Release(&n->w1); PyBuffer_Release(&n->c1); return -1;
+    }
+    n->hidden = (int)(n->c1.len / 4);
+    if (n->hidden < 1 || n->hidden > MAX_HIDDEN || n->w2.len / 2 != n->hidden ||
+        n->w1.len / 2 != (Py_ssize_t)n->hidden * n->features) {
+        PyErr_SetString(PyExc_ValueError, "net: w1 must be hidden x (2H+1), w2 and c1 hidden");
+        PyBuffer_Release(&n->w1); PyBuffer_Release(&n->c1); PyBuffer_Release(&n->w2);
+        return -1;
+    }
+    return 0;
+}
+
+static void release_net(Net *n) {
+    PyBuffer_Release(&n->w1); PyBuffer_Release(&n->c1); PyBuffer_Release(&n->w2);
+}
+
+static inline int16_t clamp_feature(int64_t y) {
+    return (int16_t)(y > FEATURE_MAX ? FEATURE_MAX : y < -FEATURE_MAX ? -FEATURE_MAX : y);
+}
+
+/* clamp(clamp(v, +-2**40) * 2**up >> k, +-2047) */
+static inline int16_t scaled(int64_t v, int up, int k) {
+    if (v > FEATURE_CLAMP) v = FEATURE_CLAMP;
+    else if (v < -FEATURE_CLAMP) v = -FEATURE_CLAMP;
+    return clamp_feature((v * ((int64_t)1 << up)) >> k);
+}
+
+/* Features of sample t (§8.3) from the residuals e and values s before it. */
+static inline void features(const int64_t *e, const int64_t *s, Py_ssize_t t, int history,
+                            int k, int width, int16_t *x) {
+    for (int j = 1; j <= history; j++) {
+        x[j - 1] = t >= j ? scaled(e[t - j], RESIDUAL_FEATURE_SHIFT, k) : 0;
+        x[history + j - 1] =
+            t >= j + 1 ? scaled(s[t - j] - s[t - j - 1], DIFFERENCE_FEATURE_SHIFT, k) : 0;
+    }
+    int64_t level = 0;
+    if (t >= 1)
+        level = width >= 12 ? s[t - 1] >> (width - 12) : s[t - 1] * ((int64_t)1 << (12 - width));
+    x[2 * history] = clamp_feature(level);
+}
+
+/* The correction added to the LPC prediction of sample t (§8.3). */
+static inline int64_t correction(const Net *n, const int16_t *x, int k) {
+    const int16_t *w1 = n->w1.buf, *w2 = n->w2.buf;
+    const int32_t *c1 = n->c1.buf;
+    int16_t h[MAX_HIDDEN];
+    int F = n->features;
+    for (int i = 0; i < n->hidden; i++) {
+        const int16_t *row = w1 + (Py_ssize_t)i * F;
+        int32_t acc = 0;
+        for (int j = 0; j < F; j++) acc += (int32_t)row[j] * (int32_t)x[j];
+        acc = (acc + c1[i]) >> n->shift1;
+        h[i] = (int16_t)(acc < 0 ? 0 : acc > ACTIVATION_MAX ? ACTIVATION_MAX : acc);
+    }
+    int32_t o = 0;
+    for (int i = 0; i < n->hidden; i++) o += (int32_t)w2[i] * (int32_t)h[i];
+    o = (o + n->b2) >> n->shift2;
+    if (o > OUTPUT_MAX) o = OUTPUT_MAX;
+    else if (o < -OUTPUT_MAX) o = -OUTPUT_MAX;
+    int kk = k < 40 ? k : 40;
+    return ((int64_t)o * ((int64_t)1 << kk)) >> OUTPUT_UNIT_SHIFT;
+}
+
+static inline uint64_t stat_next(uint64_t a, int64_t e) {
+    uint64_t mag = e < 0 ? (uint64_t)(-(e + 1)) + 1 : (uint64_t)e;
+    if (mag > (uint64_t)FEATURE_CLAMP) mag = (uint64_t)FEATURE_CLAMP;
+    return a + mag - (a >> SCALE_STAT_SHIFT);
+}
+
+static int check_model_args(int width, int mean_log2) {
+    if (width < 1 || width > 33 || mean_log2 < 0 || mean_log2 > 55) {
+        PyErr_SetString(PyExc_ValueError, "model: width 1..33, initial_mean_log2 0..55");
+        return -1;
+    }
+    return 0;
+}
+
+/* model_features(e, s, width, mean_log2, history, out): out (int16, n x (2H+1)) gets the
+ * network's input for every sample; training uses it. */
+static PyObject *model_features(PyObject *self, PyObject *args) {
+    PyObject *e_obj, *s_obj, *o_obj;
+    int width, mean_log2, history;
+    if (!PyArg_ParseTuple(args, "OOiiiO", &e_obj, &s_obj, &width, &mean_log2, &history, &o_obj))
+        return NULL;
+    if (check_model_args(width, mean_log2) < 0) return NULL;
+    if (history < 1 || history > MAX_HISTORY) {
+        PyErr_SetString(PyExc_ValueError, "history must be 1..32");
+        return NULL;
+    }
+    Py_buffer e, s, o;
+    if (get_buffer(e_obj, &e, 0, 8, "e") < 0) return NULL;
+    if (get_buffer(s_obj, &s, 0, 8, "s") < 0) { PyBuffer_Release(&e); return NULL; }
+    if (get_buffer(o_obj, &o, 1, 2, "out") < 0) {
+        PyBuffer_Release(&e); PyBuffer_Release(&s); return NULL;
+    }
+    Py_ssize_t n = e.len / 8, F = 2 * history + 1;
+    PyObject *result = NULL;
+    if (s.len != e.len || o.len / 2 != n * F) {
+        PyErr_SetString(PyExc_ValueError, "model_features: shapes disagree");
+    } else {
+        const int64_t *ep = e.buf, *sp = s.buf;
+        int16_t *op = o.buf;
+        Py_BEGIN_ALLOW_THREADS
+        uint64_t a = (uint64_t)1 << (mean_log2 + 3);
+        for (Py_ssize_t t = 0; t < n; t++) {
+            features(ep, sp, t, history, bitlen64(a), width, op + t * F);
+            a = stat_next(a, ep[t]);
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_None; Py_INCREF(result);
+    }
+    PyBuffer_Release(&e); PyBuffer_Release(&s); PyBuffer_Release(&o);
+    return result;
+}
+
+/* model_residual(e, s, width, mean_log2, net, out): out = e - correction (encoder, §8.4). */
+static PyObject *model_residual(PyObject *self, PyObject *args) {
+    PyObject *e_obj, *s_obj, *n_obj, *o_obj;
+    int width, mean_log2;
+    if (!PyArg_ParseTuple(args, "OOiiOO", &e_obj, &s_obj, &width, &mean_log2, &n_obj, &o_obj))
+        return NULL;
+    if (check_model_args(width, mean_log2) < 0) return NULL;
+    Net net;
+    if (get_net(n_obj, &net) < 0) return NULL;
+    Py_buffer e, s, o;
+    if (get_buffer(e_obj, &e, 0, 8, "e") < 0) { release_net(&net); return NULL; }
+    if (get_buffer(s_obj, &s, 0, 8, "s") < 0) {
+        PyBuffer_Release(&e); release_net(&net); return NULL;
+    }
+    if (get_buffer(o_obj, &o, 1, 8, "out") < 0) {
+        PyBuffer_Release(&e); PyBuffer_Release(&s); release_net(&net); return NULL;
+    }
+    PyObject *result = NULL;
+    if (s.len != e.len || o.len != e.len) {
+        PyErr_SetString(PyExc_ValueError, "model_residual: lengths disagree");
+    } else {
+        const int64_t *ep = e.buf, *sp = s.buf;
+        int64_t *op = o.buf;
+        Py_ssize_t n = e.len / 8;
+        Py_BEGIN_ALLOW_THREADS
+        int16_t x[2 * MAX_HISTORY + 1];
+        uint64_t a = (uint64_t)1 << (mean_log2 + 3);
+        for (Py_ssize_t t = 0; t < n; t++) {
+            int k = bitlen64(a);
+            features(ep, sp, t, net.history, k, width, x);
+            op[t] = ep[t] - correction(&net, x, k);
+            a = stat_next(a, ep[t]);
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_None; Py_INCREF(result);
+    }
+    PyBuffer_Release(&e); PyBuffer_Release(&s); PyBuffer_Release(&o); release_net(&net);
+    return result;
+}
+
+/* model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net) -> first bad index
+ * or -1: buf holds the coded residuals and receives the samples (decoder, §8.4). */
+static PyObject *model_restore(PyObject *self, PyObject *args) {
+    PyObject *r_obj, *c_obj, *n_obj;
+    int order, shift, width, mean_log2;
+    long long lo, hi;
+    if (!PyArg_ParseTuple(args, "OOiiLLiiO", &r_obj, &c_obj, &order, &shift, &lo, &hi, &width,
+                          &mean_log2, &n_obj)) return NULL;
+    if (check_model_args(width, mean_log2) < 0) return NULL;
+    Net net;
+    if (get_net(n_obj, &net) < 0) return NULL;
+    Py_buffer r, c;
+    if (get_buffer(r_obj, &r, 1, 8, "buf") < 0) { release_net(&net); return NULL; }
+    if (get_buffer(c_obj, &c, 0, 4, "coefs") < 0) {
+        PyBuffer_Release(&r); release_net(&net); return NULL;
+    }
+    Py_ssize_t bad = -2;
+    Py_ssize_t n = r.len / 8;
+    int64_t *e = NULL;
+    if (check_lpc_args(&c, order, shift) == 0) {
+        e = malloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
+        if (!e) PyErr_NoMemory();
+    }
+    if (e) {
+        int64_t *sp = r.buf;
+        const int32_t *cp = c.buf;
+        bad = -1;
+        Py_BEGIN_ALLOW_THREADS
+        int16_t x[2 * MAX_HISTORY + 1];
+        uint64_t a = (uint64_t)1 << (mean_log2 + 3);
+        for (Py_ssize_t t = 0; t < n; t++) {
+            int k = bitlen64(a);
+            features(e, sp, t, net.history, k, width, x);
+            int64_t et = sp[t] + correction(&net, x, k);
+            int64_t v = et + predict(sp, t, cp, order, shift);
+            if (v < lo || v > hi) { bad = t; break; }
+            e[t] = et;
+            sp[t] = v;
+            a = stat_next(a, et);
+        }
+        Py_END_ALLOW_THREADS
+        free(e);
+    }
+    PyBuffer_Release(&r); PyBuffer_Release(&c); release_net(&net);
+    if (bad == -2) return NULL;
+    return PyLong_FromSsize_t(bad);
 }
 
 static PyMethodDef methods[] = {
@@ -406,9 +758,15 @@ static PyMethodDef methods[] = {
     {"lpc_restore", lpc_restore, METH_VARARGS,
      "lpc_restore(buf, coefs, order, shift, lo, hi) -> first bad index or -1 (spec 6.3)."},
     {"rc_encode", rc_encode, METH_VARARGS,
-     "rc_encode(residual, initial_mean_log2) -> bytes (spec 7)."},
+     "rc_encode(residual, initial_mean_log2[, latents, prior, levels_log2]) -> bytes (spec 7, 8.2)."},
     {"rc_decode", rc_decode, METH_VARARGS,
-     "rc_decode(data, initial_mean_log2, out) -> status (spec 7)."},
+     "rc_decode(data, initial_mean_log2, out[, latents, prior, levels_log2]) -> status (7, 8.2)."},
+    {"model_features", model_features, METH_VARARGS,
+     "model_features(e, s, width, mean_log2, history, out): network inputs (spec 8.3)."},
+    {"model_residual", model_residual, METH_VARARGS,
+     "model_residual(e, s, width, mean_log2, net, out): e minus the correction (spec 8.4)."},
+    {"model_restore", model_restore, METH_VARARGS,
+     "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net) -> bad or -1."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,10 +3,13 @@ the second implementation that the tests hold the compiled one against. Slow; ex
 
 from __future__ import annotations
 
-from .spec.constants import (ADAPT_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, PRIOR_MIN, PRIOR_TOP,
-                             PROB_BITS, PROB_INIT, RANGE_TOP, STAT_SHIFT)
+from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP,
+                             FEATURE_MAX, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, OUTPUT_MAX,
+                             OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
+                             RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
-__all__ = ["lpc_residual", "lpc_restore", "rc_encode", "rc_decode"]
+__all__ = ["lpc_residual", "lpc_restore", "rc_encode", "rc_decode", "model_features",
+           "model_residual", "model_restore"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
@@ -107,6 +110,15 @@ class _Encoder:
             probs[index] = p + ((_PROB_ONE - p) >> ADAPT_SHIFT)
         self.normalize()
 
+    def fixed(self, p, bit):
+        bound = (self.range >> PROB_BITS) * p
+        if bit:
+            self.low += bound
+            self.range -= bound
+        else:
+            self.range = bound
+        self.normalize()
+
     def direct(self, value, nbits):
         for i in range(nbits - 1, -1, -1):
             self.range >>= 1
@@ -115,10 +127,17 @@ class _Encoder:
             self.normalize()
 
 
-def rc_encode(residual, mean_log2):
-    """Code residuals (§7.4); returns the payload bytes."""
+def rc_encode(residual, mean_log2, latents=None, prior=None, levels_log2=0):
+    """Code the latent symbols (§8.2), if any, then the residuals (§7.4); returns the bytes."""
     tree, mant1, mant2 = _new_model()
     enc = _Encoder()
+    nodes = (1 << levels_log2) - 1
+    for i, q in enumerate([] if latents is None else latents):
+        node = 1
+        for b in range(levels_log2 - 1, -1, -1):
+            bit = (int(q) >> b) & 1
+            enc.fixed(int(prior[i * nodes + node - 1]), bit)
+            node = 2 * node + bit
     stat = 1 << (mean_log2 + STAT_SHIFT)
     for x in residual:
         x = int(x)
@@ -145,8 +164,9 @@ def rc_encode(residual, mean_log2):
     return bytes(enc.out)
 
 
-def rc_decode(data, mean_log2, out):
-    """Decode len(out) residuals into out; status as the C kernel (0 = ok)."""
+def rc_decode(data, mean_log2, out, latents=None, prior=None, levels_log2=0):
+    """Decode the latent symbols into ``latents`` (§8.2), if given, then len(out) residuals into
+    out; status as the C kernel (0 = ok)."""
     tree, mant1, mant2 = _new_model()
     data = bytes(data)
     state = {"pos": 0, "overrun": False}
@@ -198,6 +218,31 @@ def rc_decode(data, mean_log2, out):
                 code = ((code << 8) | next_byte()) & _MASK32
         return value
 
+    def fixed(p):
+        nonlocal rng, code
+        bound = (rng >> PROB_BITS) * p
+        if code < bound:
+            rng = bound
+            result = 0
+        else:
+            code -= bound
+            rng -= bound
+            result = 1
+        while rng < RANGE_TOP:
+            rng = (rng << 8) & _MASK32
+            code = ((code << 8) | next_byte()) & _MASK32
+        return result
+
+    if status == 0 and latents is not None:
+        nodes = (1 << levels_log2) - 1
+        for i in range(len(latents)):
+            node = 1
+            for _ in range(levels_log2):
+                node = 2 * node + fixed(int(prior[i * nodes + node - 1]))
+            latents[i] = node - (1 << levels_log2)
+        if state["overrun"]:
+            status = 1
+
     stat = 1 << (mean_log2 + STAT_SHIFT)
     for i in range(len(out)):
         if status:
@@ -228,3 +273,79 @@ def rc_decode(data, mean_log2, out):
     if status == 0 and state["pos"] != len(data):
         status = 2
     return status
+
+
+# -- the RESIDUAL model's network (§8.3) ---------------------------------------------------
+
+def _scaled(v, up, k):
+    v = max(-FEATURE_CLAMP, min(FEATURE_CLAMP, v))
+    return max(-FEATURE_MAX, min(FEATURE_MAX, (v << up) >> k))
+
+
+def _features(e, s, t, history, k, width):
+    x = []
+    for j in range(1, history + 1):
+        x.append(_scaled(e[t - j], RESIDUAL_FEATURE_SHIFT, k) if t >= j else 0)
+    for j in range(1, history + 1):
+        x.append(_scaled(s[t - j] - s[t - j - 1], DIFFERENCE_FEATURE_SHIFT, k)
+                 if t >= j + 1 else 0)
+    level = 0
+    if t >= 1:
+        level = s[t - 1] >> (width - 12) if width >= 12 else s[t - 1] << (12 - width)
+    x.append(max(-FEATURE_MAX, min(FEATURE_MAX, level)))
+    return x
+
+
+def _correction(net, x, k):
+    history, shift1, shift2, w1, c1, w2, b2 = net
+    features = 2 * history + 1
+    h = []
+    for i in range(len(c1)):
+        acc = sum(int(w1[i * features + j]) * x[j] for j in range(features)) + int(c1[i])
+        h.append(max(0, min(ACTIVATION_MAX, acc >> shift1)))
+    o = (sum(int(w2[i]) * h[i] for i in range(len(h))) + b2) >> shift2
+    o = max(-OUTPUT_MAX, min(OUTPUT_MAX, o))
+    return (o << min(k, 40)) >> OUTPUT_UNIT_SHIFT
+
+
+def _stat_next(a, e):
+    return a + min(abs(e), FEATURE_CLAMP) - (a >> SCALE_STAT_SHIFT)
+
+
+def model_features(e, s, width, mean_log2, history, out):
+    """out[t] = the network's inputs at sample t (§8.3)."""
+    e = [int(v) for v in e]
+    s = [int(v) for v in s]
+    a = 1 << (mean_log2 + 3)
+    for t in range(len(e)):
+        out[t] = _features(e, s, t, history, a.bit_length(), width)
+        a = _stat_next(a, e[t])
+
+
+def model_residual(e, s, width, mean_log2, net, out):
+    """out = e - correction (§8.4, encoder)."""
+    e = [int(v) for v in e]
+    s = [int(v) for v in s]
+    a = 1 << (mean_log2 + 3)
+    for t in range(len(e)):
+        k = a.bit_length()
+        out[t] = e[t] - _correction(net, _features(e, s, t, net[0], k, width), k)
+        a = _stat_next(a, e[t])
+
+
+def model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net):
+    """Samples from coded residuals in place (§8.4, decoder); first bad index or -1."""
+    c = [int(x) for x in coefs[:order]]
+    e, s = [], []
+    a = 1 << (mean_log2 + 3)
+    for t in range(len(buf)):
+        k = a.bit_length()
+        et = int(buf[t]) + _correction(net, _features(e, s, t, net[0], k, width), k)
+        value = et + _predict(s, t, c, order, shift)
+        if value < lo or value > hi:
+            return t
+        e.append(et)
+        s.append(value)
+        buf[t] = value
+        a = _stat_next(a, et)
+    return -1

@@ -6,6 +6,7 @@ format's limits before anything is read or allocated, and every failure is a :cl
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from ._backend import kernels
 from ._bitpack import packed_size, unpack_signed, unpack_small
 from .checksum import PcmDigest, crc8, crc32
 from .lpc import restore_signal
+from .model import Model, find_model
 from .spec import container as grammar
 from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER_BYTES,
                              FRAME_SYNC, MAX_BITS_PER_SAMPLE, MAX_COEF_BITS, MAX_FRAME_LENGTH,
@@ -26,9 +28,10 @@ from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER
                              MAX_WASTED_BITS, MIN_FRAME_LENGTH, MODEL_SUBFRAME_TYPES,
                              PCM_MD5_UNKNOWN, SIGNATURE, STREAMINFO_FLAGS_DEFINED,
                              STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
-                             BlockType, ChannelMode, SubframeType, max_frame_payload_bytes)
-from .spec.errors import (FormatError, IntegrityError, LimitError, NotVaeError, TruncatedError,
-                          UnsupportedError, VaeError)
+                             BlockType, ChannelMode, ModelKind, SubframeType,
+                             max_frame_payload_bytes)
+from .spec.errors import (FormatError, IntegrityError, LimitError, ModelError, NotVaeError,
+                          TruncatedError, UnsupportedError, VaeError)
 
 __all__ = ["StreamInfo", "StreamDecoder", "FrameInfo", "Damage"]
 
@@ -204,6 +207,8 @@ class StreamDecoder:
         if not hasattr(fileobj, "peek"):
             fileobj = io.BufferedReader(_RawAdapter(fileobj))
         self._reader = _Reader(fileobj)
+        self._embedded_models: list[bytes] = []
+        self._model: Model | None = None
         self.info = self._read_head()
         self._min_frame = _min_frame_bytes(self.info.channels)
         self._expected_frame = 0
@@ -248,15 +253,17 @@ class StreamDecoder:
                                   section="§4.1")
             body_offset = offset + 4
             name = BlockType(kind).name if kind in BlockType._value2member_map_ else "RESERVED"
-            if kind in (BlockType.SEEKTABLE, BlockType.TAGS) and name in seen:
+            if kind in (BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_DATA) and name in seen:
                 raise FormatError(f"a second {name} block", structure="metadata block header",
                                   offset=offset, section="§4.1")
             seen.add(name)
             _check_block_length(kind, name, length, body_offset)
-            if kind not in _PARSED_BLOCKS:  # PADDING, MODEL_DATA, reserved: skipped, not held
+            if kind not in _PARSED_BLOCKS:  # PADDING, reserved: skipped, not held
                 r.skip(length, f"metadata block type {kind}")
             else:
                 body = r.read(length, f"metadata block type {kind}")
+            if kind == BlockType.MODEL_DATA:
+                self._embedded_models.append(body)
             if kind == BlockType.STREAMINFO:
                 info = self._stream_info(body, body_offset, (major, minor))
             elif kind == BlockType.TAGS:
@@ -270,6 +277,9 @@ class StreamDecoder:
                 info.seek_points = [(p.sample_number, p.byte_offset) for p in table
                                     if p.sample_number != UNKNOWN_TOTAL_SAMPLES]
             elif kind == BlockType.MODEL_REF:
+                if info.model_sha256 is not None:
+                    raise FormatError("a second MODEL_REF block", structure="MODEL_REF",
+                                      offset=offset, section="§4.6")
                 ref = _parse_exact(grammar.ModelRef, body, "MODEL_REF", body_offset)
                 info.model_sha256, info.model_name = bytes(ref.sha256), ref.name
             info.blocks.append((name, offset, length))
@@ -508,13 +518,11 @@ class StreamDecoder:
                 raise TruncatedError("payload ends before this subframe", **where,
                                      section="§5.3")
             kind = payload[start]
-            if kind in MODEL_SUBFRAME_TYPES:
-                raise UnsupportedError(f"model-conditioned subframe type {kind} needs a model "
-                                       "decoder (version 1.0 defines none)", **where,
-                                       section="§5.3")
-            if kind > SubframeType.PREDICTED:
+            if kind not in _KNOWN_SUBFRAMES:
                 raise UnsupportedError(f"subframe type {kind} is reserved", **where,
                                        section="§5.3")
+            if kind in MODEL_SUBFRAME_TYPES:
+                self._need_model(where)
             sub = _parse_subframe(stream, where)
             types.append(kind)
             bits = info.bits_per_sample + (1 if c == side else 0)
@@ -560,16 +568,40 @@ class StreamDecoder:
                                   f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
             coefs = np.array(unpack_small(body.coefs, order, body.coef_bits), np.int32)
             x = np.empty(count, np.int64)
-            status = kernels.rc_decode(body.data, body.initial_mean_log2, x)
-            if status:
-                raise FormatError(_RC_STATUS[status], **where, section="§7.5")
-            bad = restore_signal(x, coefs, shift, lo, hi)
+            if sub.subframe_type == SubframeType.MODEL_PREDICTED:
+                model = self._model
+                symbols = np.empty(model.latent_dim, np.int64)
+                status = kernels.rc_decode(body.data, body.initial_mean_log2, x, symbols,
+                                           model.prior, model.latent_levels_log2)
+                if status:
+                    raise FormatError(_RC_STATUS[status], **where, section="§8.4")
+                bad = kernels.model_restore(x, coefs, order, shift, lo, hi, width,
+                                            body.initial_mean_log2, model.decoder_net(symbols))
+            else:
+                status = kernels.rc_decode(body.data, body.initial_mean_log2, x)
+                if status:
+                    raise FormatError(_RC_STATUS[status], **where, section="§7.5")
+                bad = restore_signal(x, coefs, shift, lo, hi)
             if bad >= 0:
                 raise IntegrityError(f"predicted sample {bad} leaves the {width}-bit range",
                                      **where, section="§6.3")
         if wasted:
             x = x << wasted
         return x
+
+    def _need_model(self, where: dict) -> None:
+        """Resolve the stream's model once, at its first model-conditioned subframe (§8.1)."""
+        if self._model is not None:
+            return
+        info = self.info
+        if info.model_sha256 is None:
+            raise FormatError("a model-conditioned subframe in a stream without MODEL_REF",
+                              **where, section="§4.6")
+        embedded = {hashlib.sha256(b).digest(): b for b in self._embedded_models}
+        model = find_model(info.model_sha256, info.model_name, embedded)
+        if model.kind != ModelKind.RESIDUAL:
+            raise ModelError(f"model {model.name!r} is not a RESIDUAL model (§8.1)")
+        self._model = model
 
     def _finish(self) -> None:
         info = self.info
@@ -600,14 +632,17 @@ def _parse_subframe(stream: io.BytesIO, where: dict):
                              section="§5.3") from None
     body = sub.body
     short = (sub.subframe_type != SubframeType.CONSTANT and len(body.data) != body.data_length
-             or sub.subframe_type == SubframeType.PREDICTED
+             or sub.subframe_type in (SubframeType.PREDICTED, SubframeType.MODEL_PREDICTED)
              and len(body.coefs) != packed_size(body.order, body.coef_bits))
     if short:
         raise TruncatedError("subframe runs past the payload", **where, section="§5.3")
     return sub
 
 
-_PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF)
+_KNOWN_SUBFRAMES = (SubframeType.CONSTANT, SubframeType.VERBATIM, SubframeType.PREDICTED,
+                    SubframeType.MODEL_PREDICTED)
+_PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
+                  BlockType.MODEL_DATA)
 _MODEL_REF_BYTES = (32 + 1, 32 + 1 + 255)  # sha256, u8 length, name (§4.6)
 _SEEK_POINT_BYTES = 16
 

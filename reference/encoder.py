@@ -7,6 +7,7 @@ stream says. Output is built through the ``construct`` grammar in :mod:`vaelac.s
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -15,13 +16,14 @@ import numpy as np
 from . import channels as chan
 from .checksum import PcmDigest, crc8, crc32
 from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window)
+from .model import Model, analysis_features, builtin_models, default_model, model_from_file
 from ._backend import kernels
 from ._bitpack import pack_signed, packed_size
 from .spec import container as grammar
 from .spec.constants import (FRAME_SYNC, MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC_ORDER,
                              MAX_SAMPLE_RATE, MIN_FRAME_LENGTH, PCM_MD5_UNKNOWN,
                              UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR, VERSION_MINOR, BlockType,
-                             ChannelMode, SubframeType)
+                             ChannelMode, ModelKind, SubframeType)
 from .spec.errors import EncodeError
 
 __all__ = ["Level", "LEVELS", "DEFAULT_LEVEL", "StreamEncoder", "default_frame_length"]
@@ -133,14 +135,9 @@ class _ChannelAnalysis:
         self.candidates.sort()
         self.est_bits = min(best, n * self.width)
 
-    def encode(self) -> bytes:
-        """The smallest subframe among the top candidates, VERBATIM and CONSTANT."""
+    def best_predicted(self) -> "_Predicted | None":
+        """The smallest PREDICTED coding among the top candidates (None if none codes)."""
         x = self.xs
-        if len(self.x) == 0:
-            return _verbatim_subframe(self.x, self.bits, 0)
-        if self.constant:
-            return _constant_subframe(int(self.x[0]))
-        best_size = _SUBFRAME_HEAD_BYTES + 4 + packed_size(len(x), self.width)
         best = None
         seen = set()
         for _, order, win in self.candidates[: self.level.tried_orders]:
@@ -156,21 +153,69 @@ class _ChannelAnalysis:
                     data = kernels.rc_encode(residual, mean_log2)
                 except OverflowError:
                     continue
-                size = _SUBFRAME_HEAD_BYTES + 8 + packed_size(order, coef_bits) + len(data)
-                if size < best_size:
-                    best_size = size
-                    best = (order, coef_bits, shift, mean_log2, coefs, data)
+                candidate = _Predicted(order, coef_bits, shift, mean_log2, coefs, residual, data)
+                if best is None or candidate.size < best.size:
+                    best = candidate
+        return best
+
+    def encode(self, model: Model | None = None) -> bytes:
+        """The smallest subframe: CONSTANT, VERBATIM, PREDICTED or (with a model)
+        MODEL_PREDICTED with the same predictor (§5.4, §8.4)."""
+        x = self.xs
+        if len(self.x) == 0:
+            return _verbatim_subframe(self.x, self.bits, 0)
+        if self.constant:
+            return _constant_subframe(int(self.x[0]))
+        verbatim_size = _SUBFRAME_HEAD_BYTES + 4 + packed_size(len(x), self.width)
+        best = self.best_predicted() if len(x) >= 2 else None
         if best is None:
             return _verbatim_subframe(x, self.width, self.wasted)
-        order, coef_bits, shift, mean_log2, coefs, data = best
+        kind, data = SubframeType.PREDICTED, best.data
+        if model is not None:
+            modelled = model_coding(model, best, x, self.width)
+            if modelled is not None and len(modelled) < len(data):
+                kind, data = SubframeType.MODEL_PREDICTED, modelled
+        if best.size - len(best.data) + len(data) >= verbatim_size:
+            return _verbatim_subframe(x, self.width, self.wasted)
         return grammar.Subframe.build(dict(
-            subframe_type=SubframeType.PREDICTED, wasted_bits=self.wasted,
-            body=dict(order=order, coef_bits=coef_bits, shift=shift, initial_mean_log2=mean_log2,
-                      coefs=pack_signed(coefs, coef_bits), data_length=len(data), data=data)))
+            subframe_type=kind, wasted_bits=self.wasted,
+            body=dict(order=best.order, coef_bits=best.coef_bits, shift=best.shift,
+                      initial_mean_log2=best.mean_log2,
+                      coefs=pack_signed(best.coefs, best.coef_bits), data_length=len(data),
+                      data=data)))
 
 
-def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level) -> bytes:
-    """One frame (§5) from int64 PCM of shape (n, channels)."""
+@dataclass(frozen=True)
+class _Predicted:
+    order: int
+    coef_bits: int
+    shift: int
+    mean_log2: int
+    coefs: np.ndarray
+    residual: np.ndarray
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return _SUBFRAME_HEAD_BYTES + 8 + packed_size(self.order, self.coef_bits) + len(self.data)
+
+
+def model_coding(model: Model, best: _Predicted, x: np.ndarray, width: int) -> bytes | None:
+    """The coded latents and residuals of a MODEL_PREDICTED subframe (§8.4), or None."""
+    symbols = model.analyse(analysis_features(best.residual, x, width))
+    net = model.decoder_net(symbols)
+    corrected = np.empty_like(best.residual)
+    kernels.model_residual(best.residual, x, width, best.mean_log2, net, corrected)
+    try:
+        return kernels.rc_encode(corrected, best.mean_log2, symbols, model.prior,
+                                 model.latent_levels_log2)
+    except OverflowError:
+        return None
+
+
+def analyse_frame(pcm: np.ndarray, bits: int, level: Level) -> tuple[ChannelMode,
+                                                                      list[_ChannelAnalysis]]:
+    """The channel mode and the analysis of every coded channel of one frame (§6.1)."""
     n, nch = pcm.shape
     columns = [np.ascontiguousarray(pcm[:, c]) for c in range(nch)]
     mode = ChannelMode.INDEPENDENT
@@ -189,9 +234,16 @@ def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level) -> 
     else:
         analyses = [_ChannelAnalysis(columns[c], bits, level) for c in range(min(nch, 2))]
     analyses += [_ChannelAnalysis(columns[c], bits, level) for c in range(2, nch)]
-    payload = b"".join(a.encode() for a in analyses)
+    return mode, analyses
+
+
+def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level,
+                 model: Model | None = None) -> bytes:
+    """One frame (§5) from int64 PCM of shape (n, channels)."""
+    mode, analyses = analyse_frame(pcm, bits, level)
+    payload = b"".join(a.encode(model) for a in analyses)
     head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
-                                               sample_count=n, channel_mode=mode,
+                                               sample_count=len(pcm), channel_mode=mode,
                                                payload_length=len(payload)))
     head += bytes([crc8(head)])
     body = head + payload
@@ -210,8 +262,13 @@ class StreamEncoder:
                  *, level: int = DEFAULT_LEVEL, total_samples: int | None = None,
                  channel_mask: int = 0, tags: dict[str, str] | list[tuple[str, str]] | None = None,
                  frame_length: int | None = None, vendor: str = "vaelac reference 0.1",
-                 seek_interval_seconds: float = 10.0):
+                 seek_interval_seconds: float = 10.0, model: Model | str | None = "default",
+                 embed_model: bool | None = None):
         _check_format(sample_rate, channels, bits_per_sample)
+        self.model = resolve_model(model)
+        if embed_model is None:  # ship the bytes when a decoder cannot know the model
+            embed_model = self.model is not None and self.model.sha256 not in builtin_models()
+        self.embed_model = embed_model
         if level not in LEVELS:
             raise EncodeError(f"level must be one of 0..8, got {level}")
         self.file = fileobj
@@ -261,6 +318,11 @@ class StreamEncoder:
                                                                   comments=comments))))
         if seek_entries:
             blocks.append((BlockType.SEEKTABLE, None, seek_entries))
+        if self.model is not None:
+            blocks.append((BlockType.MODEL_REF, grammar.ModelRef.build(
+                dict(sha256=self.model.sha256, name=self.model.name))))
+            if self.embed_model:
+                blocks.append((BlockType.MODEL_DATA, self.model.data))
         return blocks
 
     def _write_head(self, total_samples, md5, seek_points):
@@ -317,7 +379,8 @@ class StreamEncoder:
         if (self._frames_per_seek_point
                 and self._frame_index % self._frames_per_seek_point == 0):
             self._seek_points.append((self._frame_index * self.frame_length, self._frames_bytes))
-        frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level)
+        frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level,
+                             self.model)
         self.file.write(frame)
         self._frames_bytes += len(frame)
         self._frame_index += 1
@@ -349,6 +412,20 @@ class StreamEncoder:
     def __exit__(self, *exc) -> None:
         if exc[0] is None:
             self.close()
+
+
+def resolve_model(model: Model | str | os.PathLike | None) -> Model | None:
+    """``"default"`` (the shipped model, if any), ``None`` (plain path), a path or a Model."""
+    if model is None or isinstance(model, Model):
+        return model
+    if model == "default":
+        return default_model()
+    if model == "none":
+        return None
+    found = model_from_file(model)
+    if found.kind != ModelKind.RESIDUAL:
+        raise EncodeError(f"model {found.name!r} is not a lossless (RESIDUAL) model")
+    return found
 
 
 def _check_format(sample_rate: int, channels: int, bits: int) -> None:

@@ -4,7 +4,7 @@ This package is the format itself; it imports nothing from the rest of vaelac. T
 text is ``vae-format.md`` beside this file.
 """
 
-from . import constants, container, errors
+from . import constants, container, errors, model
 from .constants import VERSION_MAJOR, VERSION_MINOR
 
-__all__ = ["constants", "container", "errors", "VERSION_MAJOR", "VERSION_MINOR"]
+__all__ = ["constants", "container", "errors", "model", "VERSION_MAJOR", "VERSION_MINOR"]

@@ -52,11 +52,13 @@ class ChannelMode(enum.IntEnum):
 
 
 class SubframeType(enum.IntEnum):
-    """Subframe types (§5.3). 3–63 reserved; 64–127 reserved for model-conditioned subframes."""
+    """Subframe types (§5.3). 3–63 reserved; 64–127 model-conditioned, of which 66–127 reserved."""
 
     CONSTANT = 0
     VERBATIM = 1
     PREDICTED = 2
+    MODEL_PREDICTED = 64  # §8.4: PREDICTED whose residual is conditioned on the learned model
+    MODEL_LOSSY = 65  # §8.6: the paper's lossy VAE frame coder (LOSSY streams only)
 
 
 MODEL_SUBFRAME_TYPES = range(64, 128)
@@ -89,3 +91,40 @@ def max_subframe_payload_bytes(frame_length: int) -> int:
 def max_frame_payload_bytes(frame_length: int, channels: int) -> int:
     """Largest payload_length a decoder accepts (§5.1)."""
     return channels * max_subframe_payload_bytes(frame_length)
+
+
+# §8: the learned model. Bounds chosen so that every network sum fits a signed 32-bit integer.
+MODEL_MAGIC = b"VAEMODEL"
+MODEL_FORMAT_VERSION = 1
+
+
+class ModelKind(enum.IntEnum):
+    """What a model file codes (§8.1)."""
+
+    RESIDUAL = 1  # lossless: conditions MODEL_PREDICTED subframes
+    LOSSY = 2  # the paper's lossy frame VAE: MODEL_LOSSY subframes
+
+
+class Activation(enum.IntEnum):
+    IDENTITY = 0
+    RELU = 1  # clamp(x, 0, ACTIVATION_MAX)
+
+
+MAX_LATENT_DIM = 32
+MAX_LATENT_LEVELS_LOG2 = 8
+MAX_HISTORY = 32  # past residuals and sample differences fed to the RESIDUAL decoder (§8.3)
+MAX_FAN_IN = 112  # inputs of one neuron, latent inputs included
+MAX_LAYER_WIDTH = 1024
+MAX_LAYERS = 8
+MAX_WEIGHT = 8191  # |weight| (14-bit signed)
+MAX_BIAS = 2**27  # |bias|
+FEATURE_MAX = 2047  # features are clamped to [-FEATURE_MAX, FEATURE_MAX]
+ACTIVATION_MAX = 2047  # hidden activations are clamped to [0, ACTIVATION_MAX]
+MAX_LAYER_SHIFT = 31
+FEATURE_CLAMP = 2**40  # |e| and sample differences are clamped to this before scaling (§8.3)
+RESIDUAL_FEATURE_SHIFT = 12  # e scaled by 2**(12 - k)
+DIFFERENCE_FEATURE_SHIFT = 9  # sample differences scaled by 2**(9 - k)
+OUTPUT_MAX = 2**15  # the network's output is clamped to [-OUTPUT_MAX, OUTPUT_MAX]
+OUTPUT_UNIT_SHIFT = 12  # the correction is (output << min(k, 40)) >> 12
+SCALE_STAT_SHIFT = 4  # a += min(|e|, FEATURE_CLAMP) - (a >> 4)
+MAX_LOSSY_BLOCK = 1024  # samples reconstructed by one lossy latent vector

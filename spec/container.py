@@ -116,5 +116,6 @@ Subframe = Struct(
         int(SubframeType.CONSTANT): ConstantBody,
         int(SubframeType.VERBATIM): VerbatimBody,
         int(SubframeType.PREDICTED): PredictedBody,
+        int(SubframeType.MODEL_PREDICTED): PredictedBody,  # §8.4: same body, model-coded data
     }),
 )
