@@ -292,22 +292,53 @@ def _one(src: str, args) -> tuple[bool, str, bool]:
         return False, text, bool(_damaged)
 
 
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _one_in_worker(src: str, args) -> tuple[bool, str, bool]:
+    """:func:`_one` in a batch worker. SIGINT (Ctrl-C reaches the whole process group, and the
+    parent passes it on) or SIGTERM interrupts it once, while it works: the output's temporary
+    file is removed and a second signal cannot cut that short. Between files SIGINT is ignored,
+    so an idle worker does not die and break the pool."""
+    import signal
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        return _one(src, args)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _in_parallel(inputs: list[str], args, jobs: int):
     """Yield (src, result of _one) in input order, ``jobs`` processes at a time. A file that
     fails (even by crashing its worker) is reported and the others go on."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=jobs)
+    suffix = {"encode": ".vae", "decode": ".wav"}.get(args.command)
+    existed = {src: suffix is not None and os.path.lexists(_output_name(src, args.output, suffix))
+               for src in inputs}
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
     try:
-        futures = [(src, pool.submit(_one, src, args)) for src in inputs]
+        futures = [(src, pool.submit(_one_in_worker, src, args)) for src in inputs]
         for src, future in futures:
             try:
                 result = future.result()
             except BrokenProcessPool:
                 # A worker died (a crash, or killed for memory) and took the pool with it: each
-                # file not finished is tried again in a process of its own.
-                result = _alone(src, args)
+                # file whose result did not come back is done again in a process of its own
+                # (over an output that this run may have finished meanwhile, not an older one).
+                result = _alone(src, args, redo=not existed[src])
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - a bug: report it and go on
@@ -315,8 +346,8 @@ def _in_parallel(inputs: list[str], args, jobs: int):
                           False)
             yield src, result
     except BaseException:
-        # Ctrl-C reaches the workers too (same process group); a SIGINT sent to this process
-        # alone is passed on, so each worker's atomic output removes its temporary file.
+        # A SIGINT sent to this process alone is passed on (a worker takes only the first), so
+        # each worker's atomic output removes its temporary file; then wait for them.
         import signal
 
         for proc in list(getattr(pool, "_processes", {}).values()):
@@ -329,13 +360,18 @@ def _in_parallel(inputs: list[str], args, jobs: int):
     pool.shutdown(wait=True)
 
 
-def _alone(src: str, args) -> tuple[bool, str, bool]:
+def _alone(src: str, args, redo: bool) -> tuple[bool, str, bool]:
+    import copy
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    if redo:
+        args = copy.copy(args)
+        args.force = True
+
+    with ProcessPoolExecutor(max_workers=1, initializer=_ignore_sigint) as pool:
         try:
-            return pool.submit(_one, src, args).result()
+            return pool.submit(_one_in_worker, src, args).result()
         except BrokenProcessPool:
             return False, "its worker process died (crashed or was killed)", False
 
