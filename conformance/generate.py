@@ -42,7 +42,7 @@ class _Pipe(io.RawIOBase):
 
 
 def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None,
-            streaming=False):
+            streaming=False, model=None, embed_model=None, lossy=None):
     from vaelac.encoder import LEVELS, Level, StreamEncoder
 
     key = level
@@ -55,7 +55,8 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None
         sink = _Pipe() if streaming else io.BytesIO()
         enc = StreamEncoder(sink, rate, pcm.shape[1], bits, level=key, tags=tags,
                             total_samples=None if streaming else len(pcm),
-                            frame_length=frame_length)
+                            frame_length=frame_length, model=model, embed_model=embed_model,
+                            lossy=lossy)
         enc.write(pcm)
         enc.close()
         return bytes(sink.buf) if streaming else sink.getvalue()
@@ -121,6 +122,9 @@ def build_vectors():
         entry = dict(category=category, exercises=what, section=section, sample_rate=rate,
                      channels=pcm.shape[1], bits_per_sample=bits, frames=len(pcm),
                      pcm_md5=pcm_md5(pcm, bits), expect="decode")
+        model = kw.get("model")
+        if model is not None and not kw.get("embed_model"):
+            entry["needs_model"] = _model_entry(model)
         return category, name, stream, entry
 
     def bad(name, what, section, stream, error):
@@ -207,8 +211,11 @@ def build_vectors():
               "IntegrityError")
     yield bad("subframe_reserved", "reserved subframe type 3", "§5.3",
               _edit_frame(base, lambda f: f[:14] + b"\x03" + f[15:]), "UnsupportedError")
-    yield bad("subframe_model", "model-conditioned subframe type 64 in a 1.0 stream", "§5.3 §8",
-              _edit_frame(base, lambda f: f[:14] + b"\x40" + f[15:]), "UnsupportedError")
+    yield bad("subframe_model_reserved", "reserved model-conditioned subframe type 66", "§5.3",
+              _edit_frame(base, lambda f: f[:14] + b"\x42" + f[15:]), "UnsupportedError")
+    yield bad("model_subframe_without_ref", "a MODEL_PREDICTED subframe, no MODEL_REF", "§8.1",
+              _edit_frame(base, lambda f: f[:14] + b"\x40" + f[15:]), "FormatError")
+    yield from _model_vectors(ok, bad, seed)
     yield bad("channel_mode_4", "reserved channel_mode 4", "§5.1",
               _edit_frame(base, lambda f: f[:8] + b"\x04" + f[9:]), "UnsupportedError")
     hostile = bytearray(base)
@@ -241,8 +248,66 @@ def build_vectors():
               _join(head, blocks[:1] + [(127, b"")] + blocks[1:], frames), "FormatError")
 
 
+def _model_entry(model) -> dict:
+    """What a decoder needs to have installed: the model's name, SHA-256 and where it ships."""
+    return dict(name=model.name, sha256=model.sha256.hex(),
+                file=f"reference/data/models/{model.name}.vaem")
+
+
+def _demo(seconds: float, start: float = 1.0):
+    """An excerpt of the shipped CC0 demo recording (real audio for the learned model)."""
+    from vaelac.wav import read_wav
+
+    pcm, fmt = read_wav(Path(__file__).resolve().parents[1] / "reference" / "data" / "demo.wav")
+    first = int(start * fmt.sample_rate)
+    return pcm[first:first + int(seconds * fmt.sample_rate)].astype(np.int64), fmt.sample_rate
+
+
+def _model_vectors(ok, bad, seed):
+    """Streams of the learned model (§8): the shipped models, an embedded one, and its faults."""
+    from vaelac.model import ModelKind, default_model, load_model
+    from vaelac.spec import model as model_grammar
+
+    residual = default_model()
+    if residual is None:
+        raise SystemExit("no default model: train it first (README, 'The learned model')")
+    music, rate = _demo(1.0)
+    yield ok("subset", "model_default", "MODEL_PREDICTED subframes with the shipped default "
+             "model named by MODEL_REF (not embedded), stereo with cross inputs", "§8.1–§8.4",
+             music, rate, 16, model=residual)
+    yield ok("subset", "model_default_mono_24bit", "MODEL_PREDICTED, mono, 24 bits, wasted "
+             "bits", "§8.3 §8.4 §6.2", music[:, :1] << 8, rate, 24, model=residual)
+    renamed = model_grammar.ModelFile.parse(residual.data)
+    renamed.name = residual.name + "-embedded"
+    embedded = load_model(model_grammar.ModelFile.build(renamed))
+    stream = _encode(music, rate, 16, model=embedded, embed_model=True)
+    yield ok("subset", "model_embedded", "a model only MODEL_DATA carries (SHA-256 match)",
+             "§4.6 §8.1", music, rate, 16, model=embedded, embed_model=True)
+    ref_at = stream.find(embedded.sha256)
+    yield bad("model_missing", "MODEL_REF names a model no decoder has", "§8.1",
+              _encode(music, rate, 16, model=embedded, embed_model=False), "ModelError")
+    wrong = bytearray(stream)
+    wrong[ref_at] ^= 0xFF  # MODEL_REF now names another hash; MODEL_DATA no longer matches
+    yield bad("model_hash_mismatch", "MODEL_DATA whose SHA-256 is not MODEL_REF's", "§8.1",
+              bytes(wrong), "ModelError")
+    lossy = default_model(ModelKind.LOSSY)
+    if lossy is not None:
+        short, _ = _demo(0.5)
+        category, name, stream, entry = ok("uncommon", "lossy", "a LOSSY stream: MODEL_LOSSY "
+                                           "subframes, shipped lossy model", "§8.6", short,
+                                           rate, 16, lossy=lossy)
+        info = stream[38:54]
+        entry.update(pcm_md5=info.hex(), lossy=True, needs_model=_model_entry(lossy),
+                     note="lossy: the expected MD5 is the encoder's own reconstruction")
+        yield category, name, stream, entry
+        flags = bytearray(stream)
+        flags[20] = 0  # STREAMINFO flags: LOSSY cleared
+        yield bad("lossy_subframe_in_lossless_stream", "MODEL_LOSSY without the LOSSY flag",
+                  "§8.6", bytes(flags), "FormatError")
+
+
 def write_vectors(out: Path) -> dict:
-    manifest = {"format_version": "1.0", "vectors": {}}
+    manifest = {"format_version": "1.1", "vectors": {}}
     for category in ("subset", "uncommon", "faulty"):
         (out / category).mkdir(parents=True, exist_ok=True)
     for category, name, stream, entry in build_vectors():

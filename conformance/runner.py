@@ -128,33 +128,10 @@ def check_vectors(decoder, work: Path, timeout: float, only=None) -> list[Case]:
 
 
 def _transform(pcm: np.ndarray, rate: int, bits: int, seed: int) -> tuple[str, np.ndarray]:
-    """A real recording, changed the way training data is: audiomentations (gain, filters,
-    pitch shift, noise at realistic levels) when installed, else integer gain and clipping."""
-    try:
-        import audiomentations as A
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        shift = int(rng.integers(-2, 3))
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        scaled = pcm << shift if shift > 0 else pcm >> -shift
-        return f"gain 2^{shift} (audiomentations not installed)", np.clip(scaled, lo, hi)
-    import random
+    """A real recording, changed the way training data is (vaelac.augment)."""
+    from vaelac.augment import augment
 
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    augment = A.Compose([
-        A.Gain(min_gain_db=-18, max_gain_db=6, p=1.0),
-        A.OneOf([A.LowPassFilter(p=1.0), A.HighPassFilter(p=1.0), A.BandPassFilter(p=1.0)],
-                p=0.7),
-        A.PitchShift(min_semitones=-2, max_semitones=2, p=0.3),
-        A.AddGaussianSNR(min_snr_db=25, max_snr_db=70, p=0.5),
-    ])
-    scale = float(1 << (bits - 1))
-    x = (pcm.T / scale).astype(np.float32)
-    y = augment(samples=x, sample_rate=rate) if pcm.size else x
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    out = np.clip(np.round(np.asarray(y, np.float64).T * scale), lo, hi).astype(np.int64)
-    return "audiomentations", out.reshape(-1, pcm.shape[1])
+    return augment(pcm, rate, bits, seed)
 
 
 def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, examples: int, seed: int,

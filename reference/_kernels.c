@@ -270,8 +270,8 @@ static int get_latents(PyObject *sym_obj, PyObject *prior_obj, int levels_log2, 
                        Latents *lat) {
     lat->present = 0;
     if (sym_obj == Py_None) return 0;
-    if (levels_log2 < 1 || levels_log2 > 8) {
-        PyErr_SetString(PyExc_ValueError, "latent levels_log2 must be 1..8");
+    if (levels_log2 < 1 || levels_log2 > 12) {
+        PyErr_SetString(PyExc_ValueError, "latent levels_log2 must be 1..12");
         return -1;
     }
     if (get_buffer(sym_obj, &lat->symbols, writable, 8, "latents") < 0) return -1;
@@ -522,101 +522,223 @@ static PyObject *rc_decode(PyObject *self, PyObject *args) {
 #define OUTPUT_MAX 32768
 #define MAX_HISTORY 32
 #define MAX_HIDDEN 112
+#define MAX_FEATURES (2 * MAX_HISTORY + 5)
 #define RESIDUAL_FEATURE_SHIFT 12
 #define DIFFERENCE_FEATURE_SHIFT 9
 #define OUTPUT_UNIT_SHIFT 12
 #define SCALE_STAT_SHIFT 4
 
 /* The per-sample decoder network of a RESIDUAL model with its per-frame bias (§8.3, §8.4):
- * features (2H + 1) -> hidden (ReLU, clamped) -> one output. Every sum fits in int32 because
- * the model loader bounds weights, biases and fan-in (§8.1). */
+ * features (2H + 5) -> hidden (ReLU, clamped) -> one output. Every sum fits in int32 because
+ * the model loader bounds weights, biases and fan-in (§8.1). The first layer's rows are copied
+ * into rows padded with zeros to a multiple of 8 features, so that the sums run over a width
+ * known at compile time (and vectorise); padding adds zeros, so the sums are unchanged. */
+#define FEATURE_PAD 8
+#define MAX_PADDED ((MAX_FEATURES + FEATURE_PAD - 1) / FEATURE_PAD * FEATURE_PAD)
+
 typedef struct {
-    int history, features, hidden, shift1, shift2;
+    int history, features, padded, hidden, shift1, shift2;
     int32_t b2;
-    Py_buffer w1, c1, w2;
+    int16_t *w1;  /* hidden x padded */
+    int32_t c1[MAX_HIDDEN];
+    int16_t w2[MAX_HIDDEN];
 } Net;
 
+static void release_net(Net *n) { free(n->w1); n->w1 = NULL; }
+
 static int get_net(PyObject *obj, Net *n) {
-    PyObject *w1, *c1, *w2;
-    if (!PyArg_ParseTuple(obj, "iiiOOOi", &n->history, &n->shift1, &n->shift2, &w1, &c1, &w2,
-                          &n->b2)) return -1;
+    PyObject *w1_obj, *c1_obj, *w2_obj;
+    n->w1 = NULL;
+    if (!PyArg_ParseTuple(obj, "iiiOOOi", &n->history, &n->shift1, &n->shift2, &w1_obj, &c1_obj,
+                          &w2_obj, &n->b2)) return -1;
     if (n->history < 1 || n->history > MAX_HISTORY || n->shift1 < 0 || n->shift1 > 31 ||
         n->shift2 < 0 || n->shift2 > 31) {
         PyErr_SetString(PyExc_ValueError, "net: history 1..32, shifts 0..31");
         return -1;
     }
-    n->features = 2 * n->history + 1;
-    if (get_buffer(w1, &n->w1, 0, 2, "w1") < 0) return -1;
-    if (get_buffer(c1, &n->c1, 0, 4, "c1") < 0) { PyBuffer_Release(&n->w1); return -1; }
-    if (get_buffer(w2, &n->w2, 0, 2, "w2") < 0) {
-        PyBuffer_Release(&n->w1); PyBuffer_Release(&n->c1); return -1;
+    n->features = 2 * n->history + 5;
+    n->padded = (n->features + FEATURE_PAD - 1) / FEATURE_PAD * FEATURE_PAD;
+    Py_buffer w1, c1, w2;
+    if (get_buffer(w1_obj, &w1, 0, 2, "w1") < 0) return -1;
+    if (get_buffer(c1_obj, &c1, 0, 4, "c1") < 0) { PyBuffer_Release(&w1); return -1; }
+    if (get_buffer(w2_obj, &w2, 0, 2, "w2") < 0) {
+        PyBuffer_Release(&w1); PyBuffer_Release(&c1); return -1;
     }
-    n->hidden = (int)(n->c1.len / 4);
-    if (n->hidden < 1 || n->hidden > MAX_HIDDEN || n->w2.len / 2 != n->hidden ||
-        n->w1.len / 2 != (Py_ssize_t)n->hidden * n->features) {
-        PyErr_SetString(PyExc_ValueError, "net: w1 must be hidden x (2H+1), w2 and c1 hidden");
-        PyBuffer_Release(&n->w1); PyBuffer_Release(&n->c1); PyBuffer_Release(&n->w2);
-        return -1;
+    n->hidden = (int)(c1.len / 4);
+    int ok = n->hidden >= 1 && n->hidden <= MAX_HIDDEN && w2.len / 2 == n->hidden &&
+             w1.len / 2 == (Py_ssize_t)n->hidden * n->features;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "net: w1 must be hidden x (2H+5), w2 and c1 hidden");
+    } else {
+        n->w1 = calloc((size_t)n->hidden * n->padded, sizeof(int16_t));
+        if (!n->w1) {
+            PyErr_NoMemory();
+            ok = 0;
+        } else {
+            const int16_t *src = w1.buf;
+            for (int i = 0; i < n->hidden; i++)
+                memcpy(n->w1 + (size_t)i * n->padded, src + (size_t)i * n->features,
+                       (size_t)n->features * sizeof(int16_t));
+            memcpy(n->c1, c1.buf, (size_t)n->hidden * sizeof(int32_t));
+            memcpy(n->w2, w2.buf, (size_t)n->hidden * sizeof(int16_t));
+        }
     }
-    return 0;
-}
-
-static void release_net(Net *n) {
-    PyBuffer_Release(&n->w1); PyBuffer_Release(&n->c1); PyBuffer_Release(&n->w2);
+    PyBuffer_Release(&w1); PyBuffer_Release(&c1); PyBuffer_Release(&w2);
+    return ok ? 0 : -1;
 }
 
 static inline int16_t clamp_feature(int64_t y) {
     return (int16_t)(y > FEATURE_MAX ? FEATURE_MAX : y < -FEATURE_MAX ? -FEATURE_MAX : y);
 }
 
-/* clamp(clamp(v, +-2**40) * 2**up >> k, +-2047) */
+/* clamp(clamp(v, +-2**40) * 2**up >> k, +-2047); for |v| <= 2**40 the product-and-shift is a
+ * single shift of v. */
 static inline int16_t scaled(int64_t v, int up, int k) {
     if (v > FEATURE_CLAMP) v = FEATURE_CLAMP;
     else if (v < -FEATURE_CLAMP) v = -FEATURE_CLAMP;
-    return clamp_feature((v * ((int64_t)1 << up)) >> k);
+    int64_t y = k >= up ? v >> (k - up) : v * ((int64_t)1 << (up - k));
+    return clamp_feature(y);
 }
 
-/* Features of sample t (§8.3) from the residuals e and values s before it. */
-static inline void features(const int64_t *e, const int64_t *s, Py_ssize_t t, int history,
-                            int k, int width, int16_t *x) {
-    for (int j = 1; j <= history; j++) {
-        x[j - 1] = t >= j ? scaled(e[t - j], RESIDUAL_FEATURE_SHIFT, k) : 0;
-        x[history + j - 1] =
-            t >= j + 1 ? scaled(s[t - j] - s[t - j - 1], DIFFERENCE_FEATURE_SHIFT, k) : 0;
+/* The network's inputs for sample t (§8.3): the residuals e and values s before t, the LPC
+ * prediction of t, and the residuals of the channel coded before this one (cross, or NULL). */
+static inline void features(const int64_t *e, const int64_t *s, const int64_t *cross,
+                            Py_ssize_t n, Py_ssize_t t, int64_t pred, int history, int k,
+                            int width, int16_t *x) {
+    if (t > history) {  /* the whole history exists */
+        for (int j = 1; j <= history; j++) {
+            x[j - 1] = scaled(e[t - j], RESIDUAL_FEATURE_SHIFT, k);
+            x[history + j - 1] = scaled(s[t - j] - s[t - j - 1], DIFFERENCE_FEATURE_SHIFT, k);
+        }
+    } else {
+        for (int j = 1; j <= history; j++) {
+            x[j - 1] = t >= j ? scaled(e[t - j], RESIDUAL_FEATURE_SHIFT, k) : 0;
+            x[history + j - 1] =
+                t >= j + 1 ? scaled(s[t - j] - s[t - j - 1], DIFFERENCE_FEATURE_SHIFT, k) : 0;
+        }
     }
-    int64_t level = 0;
-    if (t >= 1)
-        level = width >= 12 ? s[t - 1] >> (width - 12) : s[t - 1] * ((int64_t)1 << (12 - width));
+    int64_t last = t >= 1 ? s[t - 1] : 0;
+    int64_t level = width >= 12 ? last >> (width - 12) : last * ((int64_t)1 << (12 - width));
     x[2 * history] = clamp_feature(level);
+    x[2 * history + 1] = scaled(pred - last, DIFFERENCE_FEATURE_SHIFT, k);
+    for (int j = -1; j <= 1; j++) {
+        Py_ssize_t u = t + j;
+        x[2 * history + 3 + j] =
+            cross && u >= 0 && u < n ? scaled(cross[u], RESIDUAL_FEATURE_SHIFT, k) : 0;
+    }
 }
 
-/* The correction added to the LPC prediction of sample t (§8.3). */
-static inline int64_t correction(const Net *n, const int16_t *x, int k) {
-    const int16_t *w1 = n->w1.buf, *w2 = n->w2.buf;
-    const int32_t *c1 = n->c1.buf;
-    int16_t h[MAX_HIDDEN];
-    int F = n->features;
-    for (int i = 0; i < n->hidden; i++) {
-        const int16_t *row = w1 + (Py_ssize_t)i * F;
-        int32_t acc = 0;
-        for (int j = 0; j < F; j++) acc += (int32_t)row[j] * (int32_t)x[j];
-        acc = (acc + c1[i]) >> n->shift1;
-        h[i] = (int16_t)(acc < 0 ? 0 : acc > ACTIVATION_MAX ? ACTIVATION_MAX : acc);
+/* The same inputs, updated from those of sample t - 1 (computed with shift kprev): while k
+ * stays the same, the history parts only move by one place and gain one new value. */
+static inline void next_features(const int64_t *e, const int64_t *s, const int64_t *cross,
+                                 Py_ssize_t n, Py_ssize_t t, int64_t pred, int history, int k,
+                                 int kprev, int width, int16_t *x) {
+    if (k != kprev || t == 0) {
+        features(e, s, cross, n, t, pred, history, k, width, x);
+        return;
     }
-    int32_t o = 0;
-    for (int i = 0; i < n->hidden; i++) o += (int32_t)w2[i] * (int32_t)h[i];
-    o = (o + n->b2) >> n->shift2;
-    if (o > OUTPUT_MAX) o = OUTPUT_MAX;
-    else if (o < -OUTPUT_MAX) o = -OUTPUT_MAX;
-    int kk = k < 40 ? k : 40;
-    return ((int64_t)o * ((int64_t)1 << kk)) >> OUTPUT_UNIT_SHIFT;
+    memmove(x + 1, x, (size_t)(history - 1) * sizeof(int16_t));
+    memmove(x + history + 1, x + history, (size_t)(history - 1) * sizeof(int16_t));
+    x[0] = scaled(e[t - 1], RESIDUAL_FEATURE_SHIFT, k);
+    x[history] = t >= 2 ? scaled(s[t - 1] - s[t - 2], DIFFERENCE_FEATURE_SHIFT, k) : 0;
+    int64_t last = s[t - 1];
+    int64_t level = width >= 12 ? last >> (width - 12) : last * ((int64_t)1 << (12 - width));
+    x[2 * history] = clamp_feature(level);
+    x[2 * history + 1] = scaled(pred - last, DIFFERENCE_FEATURE_SHIFT, k);
+    if (cross) {
+        for (int j = -1; j <= 1; j++) {
+            Py_ssize_t u = t + j;
+            x[2 * history + 3 + j] = u < n ? scaled(cross[u], RESIDUAL_FEATURE_SHIFT, k) : 0;
+        }
+    }
 }
+
+/* The correction added to the LPC prediction of sample t (§8.3), for P padded features. */
+#define DEFINE_CORRECTION(P)                                                               \
+    static inline int64_t correction_##P(const Net *n, const int16_t *x, int k) {         \
+        int32_t o = 0;                                                                     \
+        for (int i = 0; i < n->hidden; i++) {                                              \
+            const int16_t *row = n->w1 + (size_t)i * P;                                    \
+            int32_t acc = 0;                                                               \
+            for (int j = 0; j < P; j++) acc += (int32_t)row[j] * (int32_t)x[j];            \
+            acc = (acc + n->c1[i]) >> n->shift1;                                           \
+            acc = acc < 0 ? 0 : acc > ACTIVATION_MAX ? ACTIVATION_MAX : acc;               \
+            o += (int32_t)n->w2[i] * acc;                                                  \
+        }                                                                                  \
+        o = (o + n->b2) >> n->shift2;                                                      \
+        if (o > OUTPUT_MAX) o = OUTPUT_MAX;                                                \
+        else if (o < -OUTPUT_MAX) o = -OUTPUT_MAX;                                         \
+        int kk = k < 40 ? k : 40;                                                          \
+        return ((int64_t)o * ((int64_t)1 << kk)) >> OUTPUT_UNIT_SHIFT;                     \
+    }
 
 static inline uint64_t stat_next(uint64_t a, int64_t e) {
     uint64_t mag = e < 0 ? (uint64_t)(-(e + 1)) + 1 : (uint64_t)e;
     if (mag > (uint64_t)FEATURE_CLAMP) mag = (uint64_t)FEATURE_CLAMP;
     return a + mag - (a >> SCALE_STAT_SHIFT);
 }
+
+/* The sequential loops, one pair per padded width, compiled twice on x86-64 Linux (AVX2 and
+ * baseline) and chosen at load time. The results are identical. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+typedef void (*ResidualLoop)(const Net *, const int64_t *, const int64_t *, const int64_t *,
+                             int64_t *, Py_ssize_t, int, int);
+typedef Py_ssize_t (*RestoreLoop)(const Net *, int64_t *, int64_t *, const int64_t *,
+                                  const int32_t *, int, int, int64_t, int64_t, Py_ssize_t, int,
+                                  int);
+
+#define DEFINE_LOOPS(P)                                                                    \
+    DEFINE_CORRECTION(P)                                                                   \
+    VECTOR_CLONES static void residual_loop_##P(                                           \
+        const Net *net, const int64_t *e, const int64_t *s, const int64_t *cross,          \
+        int64_t *out, Py_ssize_t n, int width, int mean_log2) {                            \
+        int16_t x[MAX_PADDED] = {0};                                                       \
+        uint64_t a = (uint64_t)1 << (mean_log2 + 3);                                       \
+        int kprev = -1;                                                                    \
+        for (Py_ssize_t t = 0; t < n; t++) {                                               \
+            int k = bitlen64(a);                                                           \
+            next_features(e, s, cross, n, t, s[t] - e[t], net->history, k, kprev, width, x); \
+            kprev = k;                                                                     \
+            out[t] = e[t] - correction_##P(net, x, k);                                     \
+            a = stat_next(a, e[t]);                                                        \
+        }                                                                                  \
+    }                                                                                      \
+    VECTOR_CLONES static Py_ssize_t restore_loop_##P(                                      \
+        const Net *net, int64_t *s, int64_t *e, const int64_t *cross, const int32_t *coefs, \
+        int order, int shift, int64_t lo, int64_t hi, Py_ssize_t n, int width,             \
+        int mean_log2) {                                                                   \
+        int16_t x[MAX_PADDED] = {0};                                                       \
+        uint64_t a = (uint64_t)1 << (mean_log2 + 3);                                       \
+        int kprev = -1;                                                                    \
+        for (Py_ssize_t t = 0; t < n; t++) {                                               \
+            int k = bitlen64(a);                                                           \
+            int64_t pred = predict(s, t, coefs, order, shift);                             \
+            next_features(e, s, cross, n, t, pred, net->history, k, kprev, width, x);      \
+            kprev = k;                                                                     \
+            int64_t et = s[t] + correction_##P(net, x, k);                                 \
+            int64_t v = et + pred;                                                         \
+            if (v < lo || v > hi) return t;                                                \
+            e[t] = et;                                                                     \
+            s[t] = v;                                                                      \
+            a = stat_next(a, et);                                                          \
+        }                                                                                  \
+        return -1;                                                                         \
+    }
+
+DEFINE_LOOPS(8) DEFINE_LOOPS(16) DEFINE_LOOPS(24) DEFINE_LOOPS(32) DEFINE_LOOPS(40)
+DEFINE_LOOPS(48) DEFINE_LOOPS(56) DEFINE_LOOPS(64) DEFINE_LOOPS(72)
+
+static const ResidualLoop RESIDUAL_LOOPS[] = {
+    residual_loop_8, residual_loop_16, residual_loop_24, residual_loop_32, residual_loop_40,
+    residual_loop_48, residual_loop_56, residual_loop_64, residual_loop_72};
+static const RestoreLoop RESTORE_LOOPS[] = {
+    restore_loop_8, restore_loop_16, restore_loop_24, restore_loop_32, restore_loop_40,
+    restore_loop_48, restore_loop_56, restore_loop_64, restore_loop_72};
 
 static int check_model_args(int width, int mean_log2) {
     if (width < 1 || width > 33 || mean_log2 < 0 || mean_log2 > 55) {
@@ -626,25 +748,44 @@ static int check_model_args(int width, int mean_log2) {
     return 0;
 }
 
-/* model_features(e, s, width, mean_log2, history, out): out (int16, n x (2H+1)) gets the
- * network's input for every sample; training uses it. */
+/* An optional int64 array of n values (None -> NULL). */
+static int get_cross(PyObject *obj, Py_buffer *view, Py_ssize_t n, const int64_t **ptr) {
+    *ptr = NULL;
+    if (obj == Py_None) return 0;
+    if (get_buffer(obj, view, 0, 8, "cross") < 0) return -1;
+    if (view->len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "cross must have one value per sample");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    *ptr = view->buf;
+    return 0;
+}
+
+/* model_features(e, s, cross, width, mean_log2, history, out): out (int16, n x (2H+5)) gets
+ * the network's input for every sample (training uses it; the encoder's prediction is s - e). */
 static PyObject *model_features(PyObject *self, PyObject *args) {
-    PyObject *e_obj, *s_obj, *o_obj;
+    PyObject *e_obj, *s_obj, *x_obj, *o_obj;
     int width, mean_log2, history;
-    if (!PyArg_ParseTuple(args, "OOiiiO", &e_obj, &s_obj, &width, &mean_log2, &history, &o_obj))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "OOOiiiO", &e_obj, &s_obj, &x_obj, &width, &mean_log2, &history,
+                          &o_obj)) return NULL;
     if (check_model_args(width, mean_log2) < 0) return NULL;
     if (history < 1 || history > MAX_HISTORY) {
         PyErr_SetString(PyExc_ValueError, "history must be 1..32");
         return NULL;
     }
-    Py_buffer e, s, o;
+    Py_buffer e, s, o, xv;
     if (get_buffer(e_obj, &e, 0, 8, "e") < 0) return NULL;
-    if (get_buffer(s_obj, &s, 0, 8, "s") < 0) { PyBuffer_Release(&e); return NULL; }
-    if (get_buffer(o_obj, &o, 1, 2, "out") < 0) {
-        PyBuffer_Release(&e); PyBuffer_Release(&s); return NULL;
+    Py_ssize_t n = e.len / 8, F = 2 * history + 5;
+    const int64_t *cross;
+    if (get_cross(x_obj, &xv, n, &cross) < 0) { PyBuffer_Release(&e); return NULL; }
+    if (get_buffer(s_obj, &s, 0, 8, "s") < 0) {
+        PyBuffer_Release(&e); if (cross) PyBuffer_Release(&xv); return NULL;
     }
-    Py_ssize_t n = e.len / 8, F = 2 * history + 1;
+    if (get_buffer(o_obj, &o, 1, 2, "out") < 0) {
+        PyBuffer_Release(&e); PyBuffer_Release(&s); if (cross) PyBuffer_Release(&xv);
+        return NULL;
+    }
     PyObject *result = NULL;
     if (s.len != e.len || o.len / 2 != n * F) {
         PyErr_SetString(PyExc_ValueError, "model_features: shapes disagree");
@@ -654,100 +795,93 @@ static PyObject *model_features(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         uint64_t a = (uint64_t)1 << (mean_log2 + 3);
         for (Py_ssize_t t = 0; t < n; t++) {
-            features(ep, sp, t, history, bitlen64(a), width, op + t * F);
+            features(ep, sp, cross, n, t, sp[t] - ep[t], history, bitlen64(a), width, op + t * F);
             a = stat_next(a, ep[t]);
         }
         Py_END_ALLOW_THREADS
         result = Py_None; Py_INCREF(result);
     }
     PyBuffer_Release(&e); PyBuffer_Release(&s); PyBuffer_Release(&o);
+    if (cross) PyBuffer_Release(&xv);
     return result;
 }
 
-/* model_residual(e, s, width, mean_log2, net, out): out = e - correction (encoder, §8.4). */
+/* model_residual(e, s, cross, width, mean_log2, net, out): out = e - correction (encoder). */
 static PyObject *model_residual(PyObject *self, PyObject *args) {
-    PyObject *e_obj, *s_obj, *n_obj, *o_obj;
+    PyObject *e_obj, *s_obj, *x_obj, *n_obj, *o_obj;
     int width, mean_log2;
-    if (!PyArg_ParseTuple(args, "OOiiOO", &e_obj, &s_obj, &width, &mean_log2, &n_obj, &o_obj))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "OOOiiOO", &e_obj, &s_obj, &x_obj, &width, &mean_log2, &n_obj,
+                          &o_obj)) return NULL;
     if (check_model_args(width, mean_log2) < 0) return NULL;
     Net net;
     if (get_net(n_obj, &net) < 0) return NULL;
-    Py_buffer e, s, o;
+    Py_buffer e, s, o, xv;
     if (get_buffer(e_obj, &e, 0, 8, "e") < 0) { release_net(&net); return NULL; }
-    if (get_buffer(s_obj, &s, 0, 8, "s") < 0) {
+    const int64_t *cross;
+    if (get_cross(x_obj, &xv, e.len / 8, &cross) < 0) {
         PyBuffer_Release(&e); release_net(&net); return NULL;
     }
+    if (get_buffer(s_obj, &s, 0, 8, "s") < 0) {
+        PyBuffer_Release(&e); release_net(&net); if (cross) PyBuffer_Release(&xv); return NULL;
+    }
     if (get_buffer(o_obj, &o, 1, 8, "out") < 0) {
-        PyBuffer_Release(&e); PyBuffer_Release(&s); release_net(&net); return NULL;
+        PyBuffer_Release(&e); PyBuffer_Release(&s); release_net(&net);
+        if (cross) PyBuffer_Release(&xv);
+        return NULL;
     }
     PyObject *result = NULL;
     if (s.len != e.len || o.len != e.len) {
         PyErr_SetString(PyExc_ValueError, "model_residual: lengths disagree");
     } else {
-        const int64_t *ep = e.buf, *sp = s.buf;
-        int64_t *op = o.buf;
-        Py_ssize_t n = e.len / 8;
         Py_BEGIN_ALLOW_THREADS
-        int16_t x[2 * MAX_HISTORY + 1];
-        uint64_t a = (uint64_t)1 << (mean_log2 + 3);
-        for (Py_ssize_t t = 0; t < n; t++) {
-            int k = bitlen64(a);
-            features(ep, sp, t, net.history, k, width, x);
-            op[t] = ep[t] - correction(&net, x, k);
-            a = stat_next(a, ep[t]);
-        }
+        RESIDUAL_LOOPS[net.padded / FEATURE_PAD - 1](&net, e.buf, s.buf, cross, o.buf,
+                                                     e.len / 8, width, mean_log2);
         Py_END_ALLOW_THREADS
         result = Py_None; Py_INCREF(result);
     }
     PyBuffer_Release(&e); PyBuffer_Release(&s); PyBuffer_Release(&o); release_net(&net);
+    if (cross) PyBuffer_Release(&xv);
     return result;
 }
 
-/* model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net) -> first bad index
- * or -1: buf holds the coded residuals and receives the samples (decoder, §8.4). */
+/* model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)
+ * -> first bad index or -1: buf holds the coded residuals and receives the samples; e_out
+ * receives the LPC residuals (the next channel's cross input) (decoder, §8.4). */
 static PyObject *model_restore(PyObject *self, PyObject *args) {
-    PyObject *r_obj, *c_obj, *n_obj;
+    PyObject *r_obj, *c_obj, *n_obj, *x_obj, *e_obj;
     int order, shift, width, mean_log2;
     long long lo, hi;
-    if (!PyArg_ParseTuple(args, "OOiiLLiiO", &r_obj, &c_obj, &order, &shift, &lo, &hi, &width,
-                          &mean_log2, &n_obj)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOiiLLiiOOO", &r_obj, &c_obj, &order, &shift, &lo, &hi, &width,
+                          &mean_log2, &n_obj, &x_obj, &e_obj)) return NULL;
     if (check_model_args(width, mean_log2) < 0) return NULL;
     Net net;
     if (get_net(n_obj, &net) < 0) return NULL;
-    Py_buffer r, c;
+    Py_buffer r, c, ev, xv;
     if (get_buffer(r_obj, &r, 1, 8, "buf") < 0) { release_net(&net); return NULL; }
+    Py_ssize_t n = r.len / 8;
     if (get_buffer(c_obj, &c, 0, 4, "coefs") < 0) {
         PyBuffer_Release(&r); release_net(&net); return NULL;
     }
+    if (get_buffer(e_obj, &ev, 1, 8, "e_out") < 0) {
+        PyBuffer_Release(&r); PyBuffer_Release(&c); release_net(&net); return NULL;
+    }
+    const int64_t *cross;
+    if (get_cross(x_obj, &xv, n, &cross) < 0) {
+        PyBuffer_Release(&r); PyBuffer_Release(&c); PyBuffer_Release(&ev); release_net(&net);
+        return NULL;
+    }
     Py_ssize_t bad = -2;
-    Py_ssize_t n = r.len / 8;
-    int64_t *e = NULL;
-    if (check_lpc_args(&c, order, shift) == 0) {
-        e = malloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
-        if (!e) PyErr_NoMemory();
-    }
-    if (e) {
-        int64_t *sp = r.buf;
-        const int32_t *cp = c.buf;
-        bad = -1;
+    if (ev.len != r.len) {
+        PyErr_SetString(PyExc_ValueError, "e_out must have one value per sample");
+    } else if (check_lpc_args(&c, order, shift) == 0) {
         Py_BEGIN_ALLOW_THREADS
-        int16_t x[2 * MAX_HISTORY + 1];
-        uint64_t a = (uint64_t)1 << (mean_log2 + 3);
-        for (Py_ssize_t t = 0; t < n; t++) {
-            int k = bitlen64(a);
-            features(e, sp, t, net.history, k, width, x);
-            int64_t et = sp[t] + correction(&net, x, k);
-            int64_t v = et + predict(sp, t, cp, order, shift);
-            if (v < lo || v > hi) { bad = t; break; }
-            e[t] = et;
-            sp[t] = v;
-            a = stat_next(a, et);
-        }
+        bad = RESTORE_LOOPS[net.padded / FEATURE_PAD - 1](&net, r.buf, ev.buf, cross, c.buf,
+                                                          order, shift, lo, hi, n, width,
+                                                          mean_log2);
         Py_END_ALLOW_THREADS
-        free(e);
     }
-    PyBuffer_Release(&r); PyBuffer_Release(&c); release_net(&net);
+    PyBuffer_Release(&r); PyBuffer_Release(&c); PyBuffer_Release(&ev); release_net(&net);
+    if (cross) PyBuffer_Release(&xv);
     if (bad == -2) return NULL;
     return PyLong_FromSsize_t(bad);
 }
@@ -762,11 +896,11 @@ static PyMethodDef methods[] = {
     {"rc_decode", rc_decode, METH_VARARGS,
      "rc_decode(data, initial_mean_log2, out[, latents, prior, levels_log2]) -> status (7, 8.2)."},
     {"model_features", model_features, METH_VARARGS,
-     "model_features(e, s, width, mean_log2, history, out): network inputs (spec 8.3)."},
+     "model_features(e, s, cross, width, mean_log2, history, out): network inputs (8.3)."},
     {"model_residual", model_residual, METH_VARARGS,
-     "model_residual(e, s, width, mean_log2, net, out): e minus the correction (spec 8.4)."},
+     "model_residual(e, s, cross, width, mean_log2, net, out): e minus the correction (8.4)."},
     {"model_restore", model_restore, METH_VARARGS,
-     "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net) -> bad or -1."},
+     "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -282,23 +282,26 @@ def _scaled(v, up, k):
     return max(-FEATURE_MAX, min(FEATURE_MAX, (v << up) >> k))
 
 
-def _features(e, s, t, history, k, width):
+def _features(e, s, cross, n, t, pred, history, k, width):
     x = []
     for j in range(1, history + 1):
         x.append(_scaled(e[t - j], RESIDUAL_FEATURE_SHIFT, k) if t >= j else 0)
     for j in range(1, history + 1):
         x.append(_scaled(s[t - j] - s[t - j - 1], DIFFERENCE_FEATURE_SHIFT, k)
                  if t >= j + 1 else 0)
-    level = 0
-    if t >= 1:
-        level = s[t - 1] >> (width - 12) if width >= 12 else s[t - 1] << (12 - width)
+    last = s[t - 1] if t >= 1 else 0
+    level = last >> (width - 12) if width >= 12 else last << (12 - width)
     x.append(max(-FEATURE_MAX, min(FEATURE_MAX, level)))
+    x.append(_scaled(pred - last, DIFFERENCE_FEATURE_SHIFT, k))
+    for u in (t - 1, t, t + 1):
+        x.append(_scaled(int(cross[u]), RESIDUAL_FEATURE_SHIFT, k)
+                 if cross is not None and 0 <= u < n else 0)
     return x
 
 
 def _correction(net, x, k):
     history, shift1, shift2, w1, c1, w2, b2 = net
-    features = 2 * history + 1
+    features = 2 * history + 5
     h = []
     for i in range(len(c1)):
         acc = sum(int(w1[i * features + j]) * x[j] for j in range(features)) + int(c1[i])
@@ -312,40 +315,45 @@ def _stat_next(a, e):
     return a + min(abs(e), FEATURE_CLAMP) - (a >> SCALE_STAT_SHIFT)
 
 
-def model_features(e, s, width, mean_log2, history, out):
-    """out[t] = the network's inputs at sample t (§8.3)."""
+def model_features(e, s, cross, width, mean_log2, history, out):
+    """out[t] = the network's inputs at sample t (§8.3); the prediction is s - e."""
     e = [int(v) for v in e]
     s = [int(v) for v in s]
     a = 1 << (mean_log2 + 3)
     for t in range(len(e)):
-        out[t] = _features(e, s, t, history, a.bit_length(), width)
+        out[t] = _features(e, s, cross, len(e), t, s[t] - e[t], history, a.bit_length(), width)
         a = _stat_next(a, e[t])
 
 
-def model_residual(e, s, width, mean_log2, net, out):
+def model_residual(e, s, cross, width, mean_log2, net, out):
     """out = e - correction (§8.4, encoder)."""
     e = [int(v) for v in e]
     s = [int(v) for v in s]
     a = 1 << (mean_log2 + 3)
     for t in range(len(e)):
         k = a.bit_length()
-        out[t] = e[t] - _correction(net, _features(e, s, t, net[0], k, width), k)
+        x = _features(e, s, cross, len(e), t, s[t] - e[t], net[0], k, width)
+        out[t] = e[t] - _correction(net, x, k)
         a = _stat_next(a, e[t])
 
 
-def model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net):
-    """Samples from coded residuals in place (§8.4, decoder); first bad index or -1."""
+def model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out):
+    """Samples from coded residuals in place, LPC residuals into e_out (§8.4, decoder); first
+    bad index or -1."""
     c = [int(x) for x in coefs[:order]]
     e, s = [], []
     a = 1 << (mean_log2 + 3)
     for t in range(len(buf)):
         k = a.bit_length()
-        et = int(buf[t]) + _correction(net, _features(e, s, t, net[0], k, width), k)
-        value = et + _predict(s, t, c, order, shift)
+        pred = _predict(s, t, c, order, shift)
+        x = _features(e, s, cross, len(buf), t, pred, net[0], k, width)
+        et = int(buf[t]) + _correction(net, x, k)
+        value = et + pred
         if value < lo or value > hi:
             return t
         e.append(et)
         s.append(value)
         buf[t] = value
+        e_out[t] = et
         a = _stat_next(a, et)
     return -1

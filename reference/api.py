@@ -116,16 +116,19 @@ def _as_pcm(data: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
 
 def write(file: FileLike, data: np.ndarray, samplerate: int, *, bits: int | None = None,
           level: int = DEFAULT_LEVEL, tags: dict[str, str] | None = None,
-          channel_mask: int = 0, overwrite: bool = True) -> None:
+          channel_mask: int = 0, overwrite: bool = True, model="default") -> None:
     """Encode integer PCM of shape (frames,) or (frames, channels) to a path or file object.
 
     ``bits`` defaults to the dtype's width (int16 → 16). A path is written atomically.
+    ``model`` is ``"default"`` (the shipped model), ``None`` (the plain path), a model file's
+    path or a :class:`vaelac.model.Model`.
     """
     data, bits = _as_pcm(data, bits)
 
     def run(f: BinaryIO) -> None:
         enc = StreamEncoder(f, samplerate, data.shape[1], bits, level=level,
-                            total_samples=len(data), channel_mask=channel_mask, tags=tags)
+                            total_samples=len(data), channel_mask=channel_mask, tags=tags,
+                            model=model)
         enc.write(data)
         enc.close()
 
@@ -138,10 +141,11 @@ def write(file: FileLike, data: np.ndarray, samplerate: int, *, bits: int | None
 
 def encode(data: np.ndarray, samplerate: int, *, bits: int | None = None,
            level: int = DEFAULT_LEVEL, tags: dict[str, str] | None = None,
-           channel_mask: int = 0) -> bytes:
-    """Encode integer PCM to the bytes of a `.vae` stream."""
+           channel_mask: int = 0, model="default") -> bytes:
+    """Encode integer PCM to the bytes of a `.vae` stream (``model`` as for :func:`write`)."""
     buf = io.BytesIO()
-    write(buf, data, samplerate, bits=bits, level=level, tags=tags, channel_mask=channel_mask)
+    write(buf, data, samplerate, bits=bits, level=level, tags=tags, channel_mask=channel_mask,
+          model=model)
     return buf.getvalue()
 
 

@@ -1,4 +1,4 @@
-"""``vaelac`` command line: encode, decode, test, info.
+"""``vaelac`` command line: encode, decode, test, info, train.
 
 Every failure prints one line ``vaelac: FILE: message`` on stderr and the exit status is 1
 (2 for bad usage); no partial output file is left behind. ``decode --keep-going`` writes what it
@@ -61,24 +61,85 @@ def _encode_one(src: str, dst: str, args) -> str:
     from .encoder import StreamEncoder
     from .wav import WavReader
 
+    note = ""
     with _open_in(src) as raw:
         reader = WavReader(raw)
         fmt = reader.format
         progress = _Progress(os.path.basename(src), fmt.total_frames, _progress_on(args))
+        options = dict(level=args.level, total_samples=fmt.total_frames,
+                       channel_mask=fmt.channel_mask, tags=_parse_tags(args.tag),
+                       model=getattr(args, "model", "default"), lossy=getattr(args, "lossy", None))
         with atomic_output(dst, overwrite=args.force) as out:
-            enc = StreamEncoder(out, fmt.sample_rate, fmt.channels, fmt.bits_per_sample,
-                                level=args.level, total_samples=fmt.total_frames,
-                                channel_mask=fmt.channel_mask, tags=_parse_tags(args.tag))
-            for block in reader.blocks(_READ_BLOCK):
-                enc.write(block)
-                progress.update(enc.samples_written)
-            enc.close()
+            if getattr(args, "adapt", False):
+                note = _encode_adapted(reader, out, options)
+            else:
+                enc = StreamEncoder(out, fmt.sample_rate, fmt.channels, fmt.bits_per_sample,
+                                    **options)
+                for block in reader.blocks(_READ_BLOCK):
+                    enc.write(block)
+                    progress.update(enc.samples_written)
+                enc.close()
             progress.close()
             if args.verify and dst != "-":
                 out.flush()
                 out.seek(0)
-                _verify(out, src)
-    return f"{src} -> {dst}"
+                if options["lossy"]:
+                    _verify_lossy(out, src)
+                else:
+                    _verify(out, src)
+    return f"{src} -> {dst}{note}"
+
+
+def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
+    """``--adapt``: fine-tune the model on this input and keep the adapted model, embedded,
+    only if the file with it is smaller than with the model it started from (§8.1)."""
+    import io
+
+    import numpy as np
+
+    from .encoder import StreamEncoder, resolve_model
+    from .spec.errors import EncodeError
+
+    try:
+        from .train import adapt
+    except ImportError as exc:
+        raise EncodeError(f"--adapt needs the training extra (pip install 'vaelac[train]'): "
+                          f"{exc}") from None
+    fmt = reader.format
+    parts = list(reader.blocks(_READ_BLOCK))
+    pcm = np.concatenate(parts) if parts else np.zeros((0, fmt.channels), np.int64)
+    base = resolve_model(options.pop("model"))
+    if base is None:
+        raise EncodeError("--adapt needs a model to start from (none is installed)")
+
+    def encoded(model, **extra) -> bytes:
+        buf = io.BytesIO()
+        enc = StreamEncoder(buf, fmt.sample_rate, fmt.channels, fmt.bits_per_sample,
+                            model=model, **options, **extra)
+        enc.write(pcm)
+        enc.close()
+        return buf.getvalue()
+
+    plain = encoded(base)
+    tuned = adapt(base, pcm, fmt.bits_per_sample, fmt.sample_rate, level=options["level"])
+    best, note = plain, f" (adapted model not kept: no predicted subframes)"
+    if tuned is not None:
+        candidate = encoded(tuned, embed_model=True)
+        keep = len(candidate) < len(plain)
+        note = (f" (adapted model {'kept' if keep else 'not kept'}: {len(candidate)} bytes with "
+                f"its {len(tuned.data)}-byte model embedded, {len(plain)} with {base.name})")
+        best = candidate if keep else plain
+    out.write(best)
+    return note
+
+
+def _verify_lossy(stream: BinaryIO, src: str) -> None:
+    """-V on a lossy stream: it must decode, with every CRC and its MD5 right."""
+    from .decoder import StreamDecoder
+
+    dec = StreamDecoder(stream)
+    for _ in dec:
+        pass
 
 
 def _verify(stream: BinaryIO, src: str) -> None:
@@ -228,6 +289,13 @@ def _parser() -> argparse.ArgumentParser:
     enc.add_argument("-T", "--tag", action="append", metavar="KEY=VALUE", help="add a tag")
     enc.add_argument("-q", "--quiet", action="store_true")
     enc.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
+    enc.add_argument("-m", "--model", default="default", metavar="MODEL",
+                     help="learned model: 'default' (shipped), 'none' (plain path) or a .vaem")
+    enc.add_argument("--adapt", action="store_true",
+                     help="fine-tune the model on the input; embed it only if the file shrinks")
+    enc.add_argument("--lossy", nargs="?", const="default", metavar="MODEL",
+                     help="the paper's lossy VAE codec (never lossless; default model if none "
+                     "given)")
     enc.set_defaults(level=None)
 
     dec = sub.add_parser("decode", help=".vae -> WAV")
@@ -245,6 +313,18 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("-F", "--keep-going", action="store_true",
                       help="report every damaged span instead of stopping at the first")
     test.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
+
+    train = sub.add_parser("train", help="train a model on WAV files (needs vaelac[train])")
+    train.add_argument("data", nargs="+", metavar="DATA", help="WAV files or folders of them")
+    train.add_argument("-o", "--output", required=True, metavar="MODEL.vaem")
+    train.add_argument("--name", default=None, help="the model's name (in MODEL_REF)")
+    train.add_argument("--lossy", action="store_true", help="train the paper's lossy VAE")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch threads (results depend on it; 1 is reproducible anywhere)")
+    for field, (kind, defaults) in _train_fields().items():
+        train.add_argument(f"--{field.replace('_', '-')}", type=kind, default=None,
+                           help="default " + ", ".join(defaults))
+    train.add_argument("-q", "--quiet", action="store_true")
 
     info = sub.add_parser("info", help="show the stream's structure")
     info.add_argument("inputs", nargs="+", metavar="FILE.vae")
@@ -292,30 +372,41 @@ def _one(src: str, args) -> tuple[bool, str, bool]:
         return False, text, bool(_damaged)
 
 
+_worker_interrupted = False  # in a batch worker: a SIGINT came; start no more files
+
+
+def _note_sigint(signum=None, frame=None) -> None:
+    global _worker_interrupted
+    _worker_interrupted = True
+
+
 def _ignore_sigint() -> None:
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, _note_sigint)
 
 
 def _one_in_worker(src: str, args) -> tuple[bool, str, bool]:
     """:func:`_one` in a batch worker. SIGINT (Ctrl-C reaches the whole process group, and the
     parent passes it on) or SIGTERM interrupts it once, while it works: the output's temporary
-    file is removed and a second signal cannot cut that short. Between files SIGINT is ignored,
-    so an idle worker does not die and break the pool."""
+    file is removed and a second signal cannot cut that short. Between files a SIGINT is only
+    noted — an idle worker does not die and break the pool — and no further file is started."""
     import signal
 
     def stop(signum, frame):
+        _note_sigint()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
+    if _worker_interrupted:
+        raise KeyboardInterrupt
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
         return _one(src, args)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, _note_sigint)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
@@ -376,8 +467,63 @@ def _alone(src: str, args, redo: bool) -> tuple[bool, str, bool]:
             return False, "its worker process died (crashed or was killed)", False
 
 
+def _train_fields() -> dict:
+    """Every hyperparameter of either trainer -> (type, defaults text); no torch import."""
+    from dataclasses import fields
+
+    from .train.params import HyperParameters, LossyHyperParameters
+
+    found: dict = {}
+    for label, cls in (("lossless", HyperParameters), ("--lossy", LossyHyperParameters)):
+        for f in fields(cls):
+            default = getattr(cls(), f.name)
+            if isinstance(default, tuple):
+                continue
+            kind, text = found.get(f.name, (type(default), []))
+            found[f.name] = (kind, text + [f"{default} ({label})"])
+    return found
+
+
+def _train(args) -> int:
+    try:
+        from .train import HyperParameters, LossyHyperParameters, train_residual
+        from .train.lossy import train_lossy
+    except ImportError as exc:
+        print(f"vaelac train: needs the training extra (pip install 'vaelac[train]'): {exc}",
+              file=sys.stderr)
+        return 1
+    hp = LossyHyperParameters() if args.lossy else HyperParameters()
+    for field in _train_fields():
+        value = getattr(args, field)
+        if value is not None:
+            if not hasattr(hp, field):
+                print(f"vaelac train: --{field.replace('_', '-')} does not apply here",
+                      file=sys.stderr)
+                return 2
+            setattr(hp, field, value)
+    command = "vaelac " + " ".join(sys.argv[1:]) if sys.argv else "vaelac train"
+    log = (lambda *_: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    name = args.name or os.path.splitext(os.path.basename(args.output))[0]
+    try:
+        if args.lossy:
+            train_lossy(args.data, args.output, hp, name=name, threads=args.threads,
+                        command=command, log=log)
+        else:
+            train_residual(args.data, args.output, hp, name=name, threads=args.threads,
+                           command=command, log=log)
+    except (VaeError, OSError, ValueError) as exc:
+        print(f"vaelac train: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vaelac train: interrupted; no model written", file=sys.stderr)
+        return 130
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "train":
+        return _train(args)
     inputs, empty = _expand(args)
     if getattr(args, "output", None) and len(inputs) + len(empty) > 1:
         print("vaelac: -o needs exactly one input", file=sys.stderr)

@@ -19,6 +19,7 @@ from . import channels as chan
 from ._backend import kernels
 from ._bitpack import packed_size, unpack_signed, unpack_small
 from .checksum import PcmDigest, crc8, crc32
+from . import lossy
 from .lpc import restore_signal
 from .model import Model, find_model
 from .spec import container as grammar
@@ -510,6 +511,7 @@ class StreamDecoder:
         stream = io.BytesIO(payload)
         out: list[np.ndarray] = []
         types: list[int] = []
+        self._cross = None
         for c in range(info.channels):
             start = stream.tell()
             where = dict(structure=f"subframe {c}", offset=offset + start, frame=index,
@@ -522,7 +524,7 @@ class StreamDecoder:
                 raise UnsupportedError(f"subframe type {kind} is reserved", **where,
                                        section="§5.3")
             if kind in MODEL_SUBFRAME_TYPES:
-                self._need_model(where)
+                self._need_model(where, kind)
             sub = _parse_subframe(stream, where)
             types.append(kind)
             bits = info.bits_per_sample + (1 if c == side else 0)
@@ -534,6 +536,7 @@ class StreamDecoder:
         return out, types
 
     def _decode_subframe(self, sub, bits: int, count: int, where: dict) -> np.ndarray:
+        cross, self._cross = self._cross, None  # set again below by a predicted subframe
         wasted = sub.wasted_bits
         if wasted > MAX_WASTED_BITS or wasted >= bits:
             raise FormatError(f"wasted_bits {wasted} must be below the channel's {bits} bits",
@@ -549,6 +552,17 @@ class StreamDecoder:
                 raise IntegrityError(f"constant {body.value} is outside the {bits}-bit range",
                                      **where, section="§5.4")
             return np.full(count, body.value, np.int64)
+        if sub.subframe_type == SubframeType.MODEL_LOSSY:
+            if wasted:
+                raise FormatError("a MODEL_LOSSY subframe must have wasted_bits 0", **where,
+                                  section="§8.6")
+            status, symbols = lossy.decode_symbols(self._model, body.data, count)
+            if status:
+                raise FormatError(_RC_STATUS[status], **where, section="§8.6")
+            try:
+                return lossy.decode_samples(self._model, symbols, count, lo, hi)
+            except FormatError as exc:
+                raise FormatError(str(exc), **where) from None
         if sub.subframe_type == SubframeType.VERBATIM:
             expected = packed_size(count, width)
             if body.data_length != expected:
@@ -575,33 +589,42 @@ class StreamDecoder:
                                            model.prior, model.latent_levels_log2)
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§8.4")
+                residual = np.empty(count, np.int64)
                 bad = kernels.model_restore(x, coefs, order, shift, lo, hi, width,
-                                            body.initial_mean_log2, model.decoder_net(symbols))
+                                            body.initial_mean_log2, model.decoder_net(symbols),
+                                            cross, residual)
             else:
                 status = kernels.rc_decode(body.data, body.initial_mean_log2, x)
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§7.5")
+                residual = x.copy() if self.info.model_sha256 is not None else None
                 bad = restore_signal(x, coefs, shift, lo, hi)
             if bad >= 0:
                 raise IntegrityError(f"predicted sample {bad} leaves the {width}-bit range",
                                      **where, section="§6.3")
+            self._cross = residual  # the next subframe's cross input (§8.3)
         if wasted:
             x = x << wasted
         return x
 
-    def _need_model(self, where: dict) -> None:
-        """Resolve the stream's model once, at its first model-conditioned subframe (§8.1)."""
-        if self._model is not None:
-            return
+    def _need_model(self, where: dict, subframe_type: int) -> None:
+        """Resolve the stream's model at its first model-conditioned subframe, and check that
+        the model and the stream suit this subframe type (§8.1, §8.6)."""
         info = self.info
-        if info.model_sha256 is None:
-            raise FormatError("a model-conditioned subframe in a stream without MODEL_REF",
-                              **where, section="§4.6")
-        embedded = {hashlib.sha256(b).digest(): b for b in self._embedded_models}
-        model = find_model(info.model_sha256, info.model_name, embedded)
-        if model.kind != ModelKind.RESIDUAL:
-            raise ModelError(f"model {model.name!r} is not a RESIDUAL model (§8.1)")
-        self._model = model
+        lossy = subframe_type == SubframeType.MODEL_LOSSY
+        if lossy != info.lossy:
+            raise FormatError(f"subframe type {subframe_type} in a stream whose LOSSY flag is "
+                              f"{int(info.lossy)}", **where, section="§8.6")
+        if self._model is None:
+            if info.model_sha256 is None:
+                raise FormatError("a model-conditioned subframe in a stream without MODEL_REF",
+                                  **where, section="§4.6")
+            embedded = {hashlib.sha256(b).digest(): b for b in self._embedded_models}
+            self._model = find_model(info.model_sha256, info.model_name, embedded)
+        wanted = ModelKind.LOSSY if lossy else ModelKind.RESIDUAL
+        if self._model.kind != wanted:
+            raise ModelError(f"model {self._model.name!r} is a {self._model.kind.name} model; "
+                             f"subframe type {subframe_type} needs a {wanted.name} model (§8.1)")
 
     def _finish(self) -> None:
         info = self.info
@@ -639,8 +662,7 @@ def _parse_subframe(stream: io.BytesIO, where: dict):
     return sub
 
 
-_KNOWN_SUBFRAMES = (SubframeType.CONSTANT, SubframeType.VERBATIM, SubframeType.PREDICTED,
-                    SubframeType.MODEL_PREDICTED)
+_KNOWN_SUBFRAMES = tuple(SubframeType)
 _PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
                   BlockType.MODEL_DATA)
 _MODEL_REF_BYTES = (32 + 1, 32 + 1 + 255)  # sha256, u8 length, name (§4.6)

@@ -14,6 +14,7 @@ from typing import BinaryIO
 import numpy as np
 
 from . import channels as chan
+from . import lossy
 from .checksum import PcmDigest, crc8, crc32
 from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window)
 from .model import Model, analysis_features, builtin_models, default_model, model_from_file
@@ -22,7 +23,8 @@ from ._bitpack import pack_signed, packed_size
 from .spec import container as grammar
 from .spec.constants import (FRAME_SYNC, MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC_ORDER,
                              MAX_SAMPLE_RATE, MIN_FRAME_LENGTH, PCM_MD5_UNKNOWN,
-                             UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR, VERSION_MINOR, BlockType,
+                             STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
+                             VERSION_MINOR, BlockType,
                              ChannelMode, ModelKind, SubframeType)
 from .spec.errors import EncodeError
 
@@ -158,31 +160,33 @@ class _ChannelAnalysis:
                     best = candidate
         return best
 
-    def encode(self, model: Model | None = None) -> bytes:
+    def encode(self, model: Model | None = None, cross: np.ndarray | None = None
+               ) -> tuple[bytes, np.ndarray | None]:
         """The smallest subframe: CONSTANT, VERBATIM, PREDICTED or (with a model)
-        MODEL_PREDICTED with the same predictor (§5.4, §8.4)."""
+        MODEL_PREDICTED with the same predictor (§5.4, §8.4), and its LPC residual when it
+        is predicted (the next subframe's ``cross`` input, §8.3)."""
         x = self.xs
         if len(self.x) == 0:
-            return _verbatim_subframe(self.x, self.bits, 0)
+            return _verbatim_subframe(self.x, self.bits, 0), None
         if self.constant:
-            return _constant_subframe(int(self.x[0]))
+            return _constant_subframe(int(self.x[0])), None
         verbatim_size = _SUBFRAME_HEAD_BYTES + 4 + packed_size(len(x), self.width)
         best = self.best_predicted() if len(x) >= 2 else None
         if best is None:
-            return _verbatim_subframe(x, self.width, self.wasted)
+            return _verbatim_subframe(x, self.width, self.wasted), None
         kind, data = SubframeType.PREDICTED, best.data
         if model is not None:
-            modelled = model_coding(model, best, x, self.width)
+            modelled = model_coding(model, best, x, self.width, cross)
             if modelled is not None and len(modelled) < len(data):
                 kind, data = SubframeType.MODEL_PREDICTED, modelled
         if best.size - len(best.data) + len(data) >= verbatim_size:
-            return _verbatim_subframe(x, self.width, self.wasted)
+            return _verbatim_subframe(x, self.width, self.wasted), None
         return grammar.Subframe.build(dict(
             subframe_type=kind, wasted_bits=self.wasted,
             body=dict(order=best.order, coef_bits=best.coef_bits, shift=best.shift,
                       initial_mean_log2=best.mean_log2,
                       coefs=pack_signed(best.coefs, best.coef_bits), data_length=len(data),
-                      data=data)))
+                      data=data))), best.residual
 
 
 @dataclass(frozen=True)
@@ -200,12 +204,13 @@ class _Predicted:
         return _SUBFRAME_HEAD_BYTES + 8 + packed_size(self.order, self.coef_bits) + len(self.data)
 
 
-def model_coding(model: Model, best: _Predicted, x: np.ndarray, width: int) -> bytes | None:
+def model_coding(model: Model, best: _Predicted, x: np.ndarray, width: int,
+                 cross: np.ndarray | None) -> bytes | None:
     """The coded latents and residuals of a MODEL_PREDICTED subframe (§8.4), or None."""
     symbols = model.analyse(analysis_features(best.residual, x, width))
     net = model.decoder_net(symbols)
     corrected = np.empty_like(best.residual)
-    kernels.model_residual(best.residual, x, width, best.mean_log2, net, corrected)
+    kernels.model_residual(best.residual, x, cross, width, best.mean_log2, net, corrected)
     try:
         return kernels.rc_encode(corrected, best.mean_log2, symbols, model.prior,
                                  model.latent_levels_log2)
@@ -241,13 +246,39 @@ def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level,
                  model: Model | None = None) -> bytes:
     """One frame (§5) from int64 PCM of shape (n, channels)."""
     mode, analyses = analyse_frame(pcm, bits, level)
-    payload = b"".join(a.encode(model) for a in analyses)
+    parts, cross = [], None
+    for analysis in analyses:
+        subframe, cross = analysis.encode(model, cross)
+        parts.append(subframe)
+    payload = b"".join(parts)
     head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
                                                sample_count=len(pcm), channel_mode=mode,
                                                payload_length=len(payload)))
     head += bytes([crc8(head)])
     body = head + payload
     return body + crc32(body).to_bytes(4, "big")
+
+
+def encode_lossy_frame(pcm: np.ndarray, frame_index: int, bits: int, model: Model
+                       ) -> tuple[bytes, np.ndarray]:
+    """One frame of MODEL_LOSSY subframes (§8.6) and the samples a decoder rebuilds from it."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    parts, decoded = [], []
+    for c in range(pcm.shape[1]):
+        symbols = lossy.encode_block_symbols(model, pcm[:, c])
+        data = lossy.code_symbols(model, symbols)
+        parts.append(grammar.Subframe.build(dict(
+            subframe_type=SubframeType.MODEL_LOSSY, wasted_bits=0,
+            body=dict(data_length=len(data), data=data))))
+        decoded.append(lossy.decode_samples(model, symbols, len(pcm), lo, hi))
+    payload = b"".join(parts)
+    head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
+                                               sample_count=len(pcm),
+                                               channel_mode=ChannelMode.INDEPENDENT,
+                                               payload_length=len(payload)))
+    head += bytes([crc8(head)])
+    body = head + payload
+    return body + crc32(body).to_bytes(4, "big"), np.stack(decoded, axis=1)
 
 
 class StreamEncoder:
@@ -261,11 +292,12 @@ class StreamEncoder:
     def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int, bits_per_sample: int,
                  *, level: int = DEFAULT_LEVEL, total_samples: int | None = None,
                  channel_mask: int = 0, tags: dict[str, str] | list[tuple[str, str]] | None = None,
-                 frame_length: int | None = None, vendor: str = "vaelac reference 0.1",
+                 frame_length: int | None = None, vendor: str = "vaelac reference 0.2",
                  seek_interval_seconds: float = 10.0, model: Model | str | None = "default",
-                 embed_model: bool | None = None):
+                 embed_model: bool | None = None, lossy: Model | str | None = None):
         _check_format(sample_rate, channels, bits_per_sample)
-        self.model = resolve_model(model)
+        self.lossy = resolve_model(lossy, ModelKind.LOSSY) if lossy is not None else None
+        self.model = self.lossy or resolve_model(model)
         if embed_model is None:  # ship the bytes when a decoder cannot know the model
             embed_model = self.model is not None and self.model.sha256 not in builtin_models()
         self.embed_model = embed_model
@@ -328,7 +360,8 @@ class StreamEncoder:
     def _write_head(self, total_samples, md5, seek_points):
         info = grammar.StreamInfo.build(dict(
             sample_rate=self.sample_rate, channels=self.channels,
-            bits_per_sample=self.bits_per_sample, flags=0, reserved=0,
+            bits_per_sample=self.bits_per_sample,
+            flags=STREAMINFO_FLAG_LOSSY if self.lossy else 0, reserved=0,
             frame_length=self.frame_length,
             total_samples=UNKNOWN_TOTAL_SAMPLES if total_samples is None else total_samples,
             channel_mask=self.channel_mask, pcm_md5=md5))
@@ -364,7 +397,8 @@ class StreamEncoder:
         if int(pcm.min()) < self._lo or int(pcm.max()) > self._hi:
             raise EncodeError(f"a sample lies outside the {self.bits_per_sample}-bit range "
                               f"[{self._lo}, {self._hi}]")
-        self._digest.update(pcm)
+        if not self.lossy:
+            self._digest.update(pcm)  # a lossy stream's MD5 is of what the decoder rebuilds
         self._samples += len(pcm)
         self._pending.append(pcm)
         self._pending_len += len(pcm)
@@ -379,8 +413,13 @@ class StreamEncoder:
         if (self._frames_per_seek_point
                 and self._frame_index % self._frames_per_seek_point == 0):
             self._seek_points.append((self._frame_index * self.frame_length, self._frames_bytes))
-        frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level,
-                             self.model)
+        if self.lossy:
+            frame, decoded = encode_lossy_frame(frame_pcm, self._frame_index,
+                                                self.bits_per_sample, self.lossy)
+            self._digest.update(decoded)
+        else:
+            frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level,
+                                 self.model)
         self.file.write(frame)
         self._frames_bytes += len(frame)
         self._frame_index += 1
@@ -414,17 +453,23 @@ class StreamEncoder:
             self.close()
 
 
-def resolve_model(model: Model | str | os.PathLike | None) -> Model | None:
-    """``"default"`` (the shipped model, if any), ``None`` (plain path), a path or a Model."""
-    if model is None or isinstance(model, Model):
-        return model
-    if model == "default":
-        return default_model()
-    if model == "none":
+def resolve_model(model: Model | str | os.PathLike | None,
+                  kind: ModelKind = ModelKind.RESIDUAL) -> Model | None:
+    """``"default"`` (the shipped model of that kind, if any), ``None`` or ``"none"`` (the
+    plain path), a model file's path, or a Model."""
+    if model is None or (isinstance(model, str) and model == "none"):
         return None
-    found = model_from_file(model)
-    if found.kind != ModelKind.RESIDUAL:
-        raise EncodeError(f"model {found.name!r} is not a lossless (RESIDUAL) model")
+    if isinstance(model, Model):
+        found = model
+    elif isinstance(model, str) and model == "default":
+        found = default_model(kind)
+        if found is None:
+            return None
+    else:
+        found = model_from_file(model)
+    if found.kind != kind:
+        raise EncodeError(f"model {found.name!r} is a {found.kind.name} model, "
+                          f"{kind.name} is needed here")
     return found
 
 

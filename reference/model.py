@@ -80,7 +80,7 @@ class Model:
     @property
     def features(self) -> int:
         """Per-sample inputs of a RESIDUAL decoder network (§8.3)."""
-        return 2 * self.history + 1
+        return 2 * self.history + 5
 
     # -- RESIDUAL models (§8.3–§8.5) ------------------------------------------------------
     def decoder_net(self, symbols: np.ndarray) -> tuple:
@@ -153,9 +153,9 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
     decoder = _layers(raw.decoder, name, "decoder")
     if len(encoder) > MAX_LAYERS or len(decoder) > MAX_LAYERS or not encoder or not decoder:
         raise _bad(name, "each network has 1..8 layers")
-    _check_chain(encoder, name, "encoder")
-    _check_chain(decoder, name, "decoder")
     kind = ModelKind(raw.kind)
+    _check_chain(encoder, name, "encoder", None)
+    _check_chain(decoder, name, "decoder", MAX_FAN_IN if kind == ModelKind.RESIDUAL else None)
     if encoder[-1].weights.shape[0] != 2 * raw.latent_dim:
         raise _bad(name, "the encoder must output a mean and a log-variance per latent")
     if kind == ModelKind.RESIDUAL:
@@ -165,27 +165,31 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
             raise _bad(name, f"the encoder takes {ANALYSIS_FEATURES} analysis features")
         if (len(decoder) != 2 or decoder[0].activation != Activation.RELU
                 or decoder[1].activation != Activation.IDENTITY
-                or decoder[0].weights.shape[1] != 2 * raw.history + 1 + raw.latent_dim
+                or decoder[0].weights.shape[1] != 2 * raw.history + 5 + raw.latent_dim
                 or decoder[1].weights.shape[0] != 1):
-            raise _bad(name, "a RESIDUAL decoder is (2H+1+latents) -> ReLU hidden -> 1")
+            raise _bad(name, "a RESIDUAL decoder is (2H+5+latents) -> ReLU hidden -> 1")
     else:
         if raw.history != 0 or not 1 <= raw.block <= MAX_LOSSY_BLOCK:
             raise _bad(name, f"a LOSSY model has history 0 and block 1..{MAX_LOSSY_BLOCK}")
+        if raw.latent_levels_log2 < 6:
+            raise _bad(name, "a LOSSY model's symbols need 6 or more bits (gains up to 40)")
         if (encoder[0].weights.shape[1] != raw.block or decoder[0].weights.shape[1] != raw.latent_dim
                 or decoder[-1].weights.shape[0] != raw.block
                 or decoder[-1].activation != Activation.IDENTITY):
             raise _bad(name, "a LOSSY model maps block samples -> latents -> block samples")
-    if prior.size != raw.latent_dim * ((1 << raw.latent_levels_log2) - 1):
+    trees = raw.latent_dim + (kind == ModelKind.LOSSY)
+    if prior.size != trees * ((1 << raw.latent_levels_log2) - 1):
         raise _bad(name, "prior size")
     return Model(kind, name, raw.description, raw.latent_dim, raw.latent_levels_log2,
                  raw.history, raw.block, prior, encoder, decoder, digest, data)
 
 
-def _check_chain(layers: tuple[Layer, ...], name: str, where: str) -> None:
+def _check_chain(layers: tuple[Layer, ...], name: str, where: str, max_fan_in: int | None
+                 ) -> None:
     for i, layer in enumerate(layers):
         outputs, inputs = layer.weights.shape
-        if inputs > MAX_FAN_IN and where == "decoder":
-            raise _bad(name, f"{where} layer {i} has fan-in {inputs} > {MAX_FAN_IN}")
+        if max_fan_in is not None and inputs > max_fan_in:
+            raise _bad(name, f"{where} layer {i} has fan-in {inputs} > {max_fan_in}")
         if i and layers[i - 1].weights.shape[0] != inputs:
             raise _bad(name, f"{where} layer {i} takes {inputs} inputs, the layer before gives "
                        f"{layers[i - 1].weights.shape[0]}")

@@ -6,7 +6,7 @@ import enum
 
 SIGNATURE = b"\x89VAE\r\n\x1a\n"  # §3.1: high bit, CR LF, ^Z, LF catch text-mode and 7-bit damage
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 1.1 defines the learned model (§8); a 1.0 stream is a valid 1.1 stream
 
 MIN_SAMPLE_RATE = 1
 MAX_SAMPLE_RATE = 2**32 - 1
@@ -111,7 +111,7 @@ class Activation(enum.IntEnum):
 
 
 MAX_LATENT_DIM = 32
-MAX_LATENT_LEVELS_LOG2 = 8
+MAX_LATENT_LEVELS_LOG2 = 12  # latent inputs are (symbol - offset) << (12 - levels_log2)
 MAX_HISTORY = 32  # past residuals and sample differences fed to the RESIDUAL decoder (§8.3)
 MAX_FAN_IN = 112  # inputs of one neuron, latent inputs included
 MAX_LAYER_WIDTH = 1024
@@ -128,3 +128,4 @@ OUTPUT_MAX = 2**15  # the network's output is clamped to [-OUTPUT_MAX, OUTPUT_MA
 OUTPUT_UNIT_SHIFT = 12  # the correction is (output << min(k, 40)) >> 12
 SCALE_STAT_SHIFT = 4  # a += min(|e|, FEATURE_CLAMP) - (a >> 4)
 MAX_LOSSY_BLOCK = 1024  # samples reconstructed by one lossy latent vector
+MAX_LOSSY_GAIN = 40  # a lossy block's gain exponent (§8.6)

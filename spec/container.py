@@ -14,7 +14,7 @@ from .constants import SIGNATURE, BlockType, SubframeType
 __all__ = [
     "FileHead", "BlockHeader", "StreamInfo", "SeekPoint", "SeekTable", "Tags", "ModelRef",
     "FrameHeader", "FrameHeaderNoCrc", "Subframe", "SubframeHead", "ConstantBody", "VerbatimBody",
-    "PredictedBody", "BLOCK_BODIES",
+    "PredictedBody", "LossyBody", "BLOCK_BODIES",
 ]
 
 # §3.1 signature and version
@@ -109,6 +109,10 @@ PredictedBody = Struct(
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )
+LossyBody = Struct(  # §8.6: the range-coded gains and latents of every block
+    "data_length" / Int32ub,
+    "data" / Bytes(this.data_length),
+)
 Subframe = Struct(
     "subframe_type" / Int8ub,
     "wasted_bits" / Int8ub,
@@ -117,5 +121,6 @@ Subframe = Struct(
         int(SubframeType.VERBATIM): VerbatimBody,
         int(SubframeType.PREDICTED): PredictedBody,
         int(SubframeType.MODEL_PREDICTED): PredictedBody,  # §8.4: same body, model-coded data
+        int(SubframeType.MODEL_LOSSY): LossyBody,
     }),
 )

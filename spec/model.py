@@ -9,7 +9,7 @@ from __future__ import annotations
 from construct import (Bytes, Const, Int8ub, Int16ub, Int32ub, PascalString, PrefixedArray, Struct,
                        Terminated, this)
 
-from .constants import MODEL_MAGIC
+from .constants import MODEL_MAGIC, ModelKind
 
 __all__ = ["Layer", "ModelFile"]
 
@@ -33,8 +33,10 @@ ModelFile = Struct(
     "latent_levels_log2" / Int8ub,
     "history" / Int8ub,  # RESIDUAL: past values per feature group (§8.3); LOSSY: 0
     "block" / Int16ub,  # LOSSY: samples per latent vector (§8.6); RESIDUAL: 0
-    # latent_dim trees of 2**latent_levels_log2 - 1 node probabilities, u16 big-endian (§8.2)
-    "prior" / Bytes(this.latent_dim * ((1 << this.latent_levels_log2) - 1) * 2),
+    # trees of 2**latent_levels_log2 - 1 node probabilities, u16 big-endian (§8.2): one per
+    # latent, and for LOSSY models one more, first, for the block gain (§8.6)
+    "prior" / Bytes(lambda ctx: (ctx.latent_dim + (ctx.kind == ModelKind.LOSSY))
+                    * ((1 << ctx.latent_levels_log2) - 1) * 2),
     "encoder" / PrefixedArray(Int8ub, Layer),  # informative: the encoder's analysis network
     "decoder" / PrefixedArray(Int8ub, Layer),  # normative
     Terminated,  # nothing follows the decoder

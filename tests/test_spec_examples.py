@@ -28,7 +28,7 @@ def test_crc_check_values_of_appendix_a1():
 
 
 A2 = bytes.fromhex(
-    "89564145 0D0A1A0A 0100 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
+    "89564145 0D0A1A0A 0101 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
     "6DDD9EBF6B6FDEFCF1B6EA3C7BD0B519 82000014 00000001 0000000000000000 0000000000000000"
     "FFF9 00000000 0005 00 00000020 31 0100 0000000A 00000001000300 02FFFF"
     "010000 00000A 0000FFFFFFFE00020000 81A994E9".replace(" ", ""))
@@ -36,7 +36,7 @@ A2 = bytes.fromhex(
 
 def test_appendix_a2_stereo_verbatim_stream_byte_by_byte():
     pcm = np.array([[0, 0], [1, -1], [3, -2], [2, 2], [-1, 0]], np.int16)
-    stream = vaelac.encode(pcm, 8000)
+    stream = vaelac.encode(pcm, 8000, model=None)
     assert stream == A2
     image = b"".join(int(v).to_bytes(2, "little", signed=True) for v in pcm.reshape(-1))
     assert image.hex() == "00000000010 0ffff0300feff02000200ffff0000".replace(" ", "")
@@ -55,7 +55,7 @@ A3_FRAME = bytes.fromhex(
 def test_appendix_a3_predicted_frame_and_its_arithmetic():
     x = np.arange(0, 2000, 100, dtype=np.int16)
     x[16] = 1601
-    stream = vaelac.encode(x, 8000)
+    stream = vaelac.encode(x, 8000, model=None)
     assert len(stream) == 135 and stream[78:] == A3_FRAME
     frame = A3_FRAME
     assert frame[13] == crc8(frame[:13])
