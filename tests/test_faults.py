@@ -227,9 +227,10 @@ def test_ctrl_c_during_a_parallel_batch(tmp_path, group):
                                    tmp_path, group=group, env=_SLOW)
     assert proc.returncode == 130
     assert not _parts(tmp_path)
-    for i in range(4):  # each output is either untouched or complete, never partial
-        data = (tmp_path / f"f{i}.vae").read_bytes()
-        assert data == PRECIOUS or vaelac.decode(data)[0].shape == (30000, 2)
+    # the two files in progress were interrupted (each takes seconds with the pure-Python
+    # kernels) and the two queued ones were not started: every previous output is untouched
+    for i in range(4):
+        assert (tmp_path / f"f{i}.vae").read_bytes() == PRECIOUS, i
 
 
 # -- verify, overwrite ---------------------------------------------------------------------------
