@@ -87,7 +87,7 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
         old.unlink()
 
     def enc(name, pcm, bits, rate=8000, frame_length=16, tags=None, seekable=True,
-            total=True, level=5, mask=0):
+            total=True, level=5, mask=0, **model):
         class Pipe(io.RawIOBase):  # a write-only, non-seekable output: unknown length
             def __init__(self):
                 self.buf = bytearray()
@@ -100,9 +100,10 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
                 return len(b)
 
         out = io.BytesIO() if seekable else Pipe()
+        model = model or {"model": None}  # the plain path unless a seed asks for a model
         e = vaelac.StreamEncoder(out, rate, pcm.shape[1], bits, level=level,
                                  total_samples=len(pcm) if total else None, tags=tags,
-                                 frame_length=frame_length, channel_mask=mask)
+                                 frame_length=frame_length, channel_mask=mask, **model)
         e.write(pcm)
         e.close()
         data = out.getvalue() if seekable else bytes(out.buf)
@@ -134,6 +135,22 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
     enc("empty", np.zeros((0, 2), np.int64), 16)
     enc("single_sample", np.array([[123]]), 16, frame_length=1)
     enc("mono20bit_level0", sine(60, 1, 20, period=13.0), 20, frame_length=60, level=0)
+    # the learned model (§8): MODEL_PREDICTED subframes naming the shipped model, the same
+    # with the model file embedded (MODEL_DATA), and a LOSSY stream (MODEL_LOSSY subframes)
+    mrng = np.random.default_rng(3)  # a signal on which the shipped model wins a subframe
+    t = np.arange(384)
+    x = sum(np.sin(t * f) * a for f, a in zip(mrng.uniform(0.01, 0.5, 4),
+                                              mrng.uniform(500, 5000, 4)))
+    x = x + mrng.standard_t(2, len(t)) * 50
+    x = np.clip(np.round(x), -32768, 32767).astype(np.int64)[:, None]
+    from vaelac.model import default_model
+    from vaelac.spec.constants import ModelKind
+    if default_model() is not None:
+        enc("model_predicted", x, 16, rate=44100, frame_length=192, model="default")
+        enc("model_embedded", x[:192], 16, rate=44100, frame_length=192, model="default",
+            embed_model=True)
+    if default_model(ModelKind.LOSSY) is not None:
+        enc("lossy", x[:64], 16, rate=44100, frame_length=32, lossy="default")
     # blocks the encoder does not write: PADDING, MODEL_REF, MODEL_DATA, a reserved type
     base = enc("mono16_small", sine(10, 1, 16), 16, frame_length=10)
     first = vaelac.decode(base)[1].first_frame_offset
@@ -356,11 +373,73 @@ def m_frame_field(rng, data, seeds):
     data[start + at:start + at + width] = value.to_bytes(width, "big")
 
 
+def _blocks(data) -> list[tuple[int, int, int]]:
+    """(type, body start, body length) of the metadata blocks, leniently."""
+    found, pos = [], 10
+    while pos + 4 <= len(data):
+        kind, length = data[pos] & 0x7F, int.from_bytes(data[pos + 1:pos + 4], "big")
+        found.append((kind, pos + 4, length))
+        pos += 4 + length
+        if data[pos - 4 - length] & 0x80:
+            break
+    return found
+
+
+def _model_fields(body) -> list[tuple[int, int]]:
+    """(offset, width) of the numeric fields of a model file (§8.1): its header, prior size
+    fields and every layer's inputs/outputs/shift/activation, as far as the bytes go."""
+    fields, pos = [(8, 1), (9, 1)], 10
+    try:
+        fields.append((pos, 1))
+        pos += 1 + body[pos]  # name
+        fields.append((pos, 4))
+        pos += 4 + int.from_bytes(body[pos:pos + 4], "big")  # description
+        latent, levels = body[pos], body[pos + 1]
+        fields += [(pos, 1), (pos + 1, 1), (pos + 2, 1), (pos + 3, 2)]
+        pos += 5 + latent * ((1 << levels) - 1) * 2
+        for _ in range(2):  # encoder, decoder
+            fields.append((pos, 1))
+            count, pos = body[pos], pos + 1
+            for _ in range(count):
+                inputs = int.from_bytes(body[pos:pos + 2], "big")
+                outputs = int.from_bytes(body[pos + 2:pos + 4], "big")
+                fields += [(pos, 2), (pos + 2, 2), (pos + 4, 1), (pos + 5, 1)]
+                pos += 6 + inputs * outputs * 2 + outputs * 4
+    except IndexError:
+        pass
+    return [(o, w) for o, w in fields if o + w <= len(body)]
+
+
+def m_model_file(rng, data, seeds):
+    """Edit a field of an embedded model file (MODEL_DATA); the hash is fixed up afterwards."""
+    for kind, start, length in _blocks(data):
+        if kind == 5 and length:
+            body = data[start:start + length]
+            fields = _model_fields(body)
+            if not fields:
+                return
+            at, width = rng.choice(fields)
+            value = rng.choice(INTERESTING + [rng.randrange(256)]) % (1 << (8 * width))
+            data[start + at:start + at + width] = value.to_bytes(width, "big")
+            return
+
+
+def fix_model_hash(data: bytearray) -> None:
+    """Make MODEL_REF name the SHA-256 of the MODEL_DATA that follows, so that a mutated model
+    file reaches the model loader instead of stopping at the hash check (§8.1)."""
+    blocks = _blocks(data)
+    model = [(s, n) for k, s, n in blocks if k == 5 and s + n <= len(data)]
+    for kind, start, length in blocks:
+        if kind == 4 and model and start + 32 <= len(data):
+            s, n = model[0]
+            data[start:start + 32] = hashlib.sha256(bytes(data[s:s + n])).digest()
+
+
 MUTATIONS = [
     (m_bitflip, 8), (m_byte_set, 4), (m_interesting_int, 6), (m_streaminfo, 4),
     (m_block_length, 3), (m_truncate, 4), (m_delete, 3), (m_insert, 3), (m_duplicate, 2),
     (m_splice_frame, 3), (m_swap_frames, 1), (m_splice_head, 1), (m_random_tail, 1),
-    (m_random_input, 1), (m_zero_md5, 2), (m_frame_field, 5),
+    (m_random_input, 1), (m_zero_md5, 2), (m_frame_field, 5), (m_model_file, 2),
 ]
 _FUNCS = [f for f, _ in MUTATIONS]
 _WEIGHTS = [w for _, w in MUTATIONS]
@@ -418,6 +497,8 @@ def make_case(seeds: list[bytes], run_seed: int, index: int, target: str = "vae"
     if target == "vae" and rng.random() < 0.5:
         fix_crcs(data)
         applied.append("fix_crcs")
+    if target == "vae" and rng.random() < 0.5:
+        fix_model_hash(data)
     return bytes(data), applied
 
 
