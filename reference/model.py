@@ -86,8 +86,8 @@ class Model:
     def decoder_net(self, symbols: np.ndarray) -> tuple:
         """The per-sample network for one subframe's latent symbols, as the kernels take it."""
         first, second = self.decoder
-        w = first.weights.astype(np.int64)
-        frame_bias = first.biases.astype(np.int64) + w[:, self.features:] @ self.latent_inputs(symbols)
+        latent_weights = first.weights[:, self.features:].astype(np.int64)
+        frame_bias = first.biases + latent_weights @ self.latent_inputs(symbols)
         return (self.history, first.shift, second.shift,
                 np.ascontiguousarray(first.weights[:, :self.features]).ravel(),
                 frame_bias.astype(np.int32), np.ascontiguousarray(second.weights[0]),
@@ -121,7 +121,8 @@ def _layers(raw, name: str, where: str) -> tuple[Layer, ...]:
             raise _bad(name, f"{label}: shift {L.shift} or activation {L.activation} invalid")
         w = np.frombuffer(L.weights, ">i2").astype(np.int16).reshape(L.outputs, L.inputs)
         b = np.frombuffer(L.biases, ">i4").astype(np.int32)
-        if np.abs(w.astype(np.int32)).max() > MAX_WEIGHT or np.abs(b.astype(np.int64)).max() > MAX_BIAS:
+        if (np.abs(w.astype(np.int32)).max() > MAX_WEIGHT
+                or np.abs(b.astype(np.int64)).max() > MAX_BIAS):
             raise _bad(name, f"{label}: a weight exceeds {MAX_WEIGHT} or a bias {MAX_BIAS}")
         layers.append(Layer(w, b, L.shift, Activation(L.activation)))
     return tuple(layers)
@@ -173,7 +174,8 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
             raise _bad(name, f"a LOSSY model has history 0 and block 1..{MAX_LOSSY_BLOCK}")
         if raw.latent_levels_log2 < 6:
             raise _bad(name, "a LOSSY model's symbols need 6 or more bits (gains up to 40)")
-        if (encoder[0].weights.shape[1] != raw.block or decoder[0].weights.shape[1] != raw.latent_dim
+        if (encoder[0].weights.shape[1] != raw.block
+                or decoder[0].weights.shape[1] != raw.latent_dim
                 or decoder[-1].weights.shape[0] != raw.block
                 or decoder[-1].activation != Activation.IDENTITY):
             raise _bad(name, "a LOSSY model maps block samples -> latents -> block samples")

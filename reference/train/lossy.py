@@ -67,7 +67,8 @@ def train_lossy(data: list[str], output: str | None, hp: LossyHyperParameters, *
     log(f"vaelac train --lossy: {len(x)} blocks of {hp.block} samples from {len(files)} files")
     h1, h2 = hp.hidden
     clamp01 = lambda t: torch.clamp(t, 0.0, 1.0)  # noqa: E731  (integer ReLU clamps at 2047)
-    enc = nn.ModuleList([nn.Linear(hp.block, h1), nn.Linear(h1, h2), nn.Linear(h2, 2 * hp.latent_dim)])
+    enc = nn.ModuleList([nn.Linear(hp.block, h1), nn.Linear(h1, h2),
+                         nn.Linear(h2, 2 * hp.latent_dim)])
     dec = nn.ModuleList([nn.Linear(hp.latent_dim, h2), nn.Linear(h2, h1), nn.Linear(h1, hp.block)])
     params = list(enc.parameters()) + list(dec.parameters())
     opt = torch.optim.Adam(params, lr=hp.learning_rate)
@@ -108,10 +109,9 @@ def train_lossy(data: list[str], output: str | None, hp: LossyHyperParameters, *
          for i, m in enumerate(enc)}
     t.update({f"dec{i}": (m.weight.detach().double().numpy(), m.bias.detach().double().numpy())
               for i, m in enumerate(dec)})
-    encoder = [integer_layer(*t["enc0"], Activation.RELU), integer_layer(*t["enc1"], Activation.RELU),
-               integer_layer(*t["enc2"], Activation.IDENTITY)]
-    decoder = [integer_layer(*t["dec0"], Activation.RELU), integer_layer(*t["dec1"], Activation.RELU),
-               integer_layer(*t["dec2"], Activation.IDENTITY)]
+    acts = (Activation.RELU, Activation.RELU, Activation.IDENTITY)
+    encoder = [integer_layer(*t[f"enc{i}"], act) for i, act in enumerate(acts)]
+    decoder = [integer_layer(*t[f"dec{i}"], act) for i, act in enumerate(acts)]
     description = {"trained_by": f"vaelac {__version__}", "command": command,
                    "hyperparameters": hp.as_dict(), "torch": torch.__version__,
                    "threads": threads, "data_files": len(files),

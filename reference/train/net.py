@@ -65,7 +65,10 @@ class ResidualVAE(nn.Module):
 
     def forward(self, analysis, features, sample: bool = True):
         mean, log_var = self.encode(analysis)
-        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean) if sample else torch.round(mean)
+        if sample:
+            z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        else:
+            z = torch.round(mean)
         z = torch.clamp(z, -self.latent_limit, self.latent_limit - 1)
         return self.decode(features, z), mean, log_var
 
