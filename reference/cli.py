@@ -100,11 +100,11 @@ def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
     from .encoder import StreamEncoder, resolve_model
     from .spec.errors import EncodeError
 
-    try:
-        from .train import adapt
-    except ImportError as exc:
-        raise EncodeError(f"--adapt needs the training extra (pip install 'vaelac[train]'): "
-                          f"{exc}") from None
+    missing = _training_missing()
+    if missing:
+        raise EncodeError(f"--adapt {missing}")
+    from .train import adapt
+
     fmt = reader.format
     parts = list(reader.blocks(_READ_BLOCK))
     pcm = np.concatenate(parts) if parts else np.zeros((0, fmt.channels), np.int64)
@@ -467,6 +467,16 @@ def _alone(src: str, args, redo: bool) -> tuple[bool, str, bool]:
             return False, "its worker process died (crashed or was killed)", False
 
 
+def _training_missing() -> str:
+    """Why training cannot run here, or "" when torch and audiomentations import."""
+    try:
+        import audiomentations  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        return f"needs the training extra (pip install 'vaelac[train]'): {exc}"
+    return ""
+
+
 def _train_fields() -> dict:
     """Every hyperparameter of either trainer -> (type, defaults text); no torch import."""
     from dataclasses import fields
@@ -485,13 +495,12 @@ def _train_fields() -> dict:
 
 
 def _train(args) -> int:
-    try:
-        from .train import HyperParameters, LossyHyperParameters, train_residual
-        from .train.lossy import train_lossy
-    except ImportError as exc:
-        print(f"vaelac train: needs the training extra (pip install 'vaelac[train]'): {exc}",
-              file=sys.stderr)
+    missing = _training_missing()
+    if missing:
+        print(f"vaelac train: {missing}", file=sys.stderr)
         return 1
+    from .train import HyperParameters, LossyHyperParameters, train_lossy, train_residual
+
     hp = LossyHyperParameters() if args.lossy else HyperParameters()
     for field in _train_fields():
         value = getattr(args, field)
