@@ -77,62 +77,101 @@ def pcm_to_segment(cls, pcm: np.ndarray, bits: int, frame_rate: int):
 
 # -- export -----------------------------------------------------------------------------------
 
-def _level_from(parameters) -> int:
-    level = DEFAULT_LEVEL
-    items = list(parameters or [])
+_LEVEL_FLAGS = ("-l", "--level", "-compression_level")
+_MODEL_FLAGS = ("-m", "--model")
+_NOT_HERE = {
+    "--lossy": "--lossy is not offered by the pydub adapter, which writes lossless streams "
+               "only (a lossy stream would not decode to the segment exported); use "
+               "'vaelac encode --lossy' for the paper's lossy codec",
+    "--adapt": "--adapt is not offered by the pydub adapter; use 'vaelac encode --adapt', or "
+               "train a model and give it with ['--model', PATH]",
+}
+
+
+def _options_from(parameters, level: int = DEFAULT_LEVEL, model: Any = "default"
+                  ) -> tuple[int, Any]:
+    """(level, model) from pydub-style ``parameters``: ``-0``…``-8``, ``-l``/``--level N``,
+    ``-m``/``--model default|none|PATH`` (also ``--level=N``, ``--model=PATH``), as the CLI."""
+    if isinstance(parameters, (str, bytes)):
+        raise EncodeError("parameters must be a list such as ['-8', '--model', 'none']")
+    items = [str(item) for item in (parameters or [])]
     i = 0
     while i < len(items):
-        item = str(items[i])
-        if item.startswith("-") and item[1:].isdigit() and int(item[1:]) in LEVELS:
+        item, value = items[i], None
+        flag = item.split("=", 1)[0] if item.startswith("--") else item
+        if flag in _NOT_HERE:
+            raise EncodeError(_NOT_HERE[flag])
+        if item.startswith("-") and item[1:].isdigit() and len(item) == 2:
             level = int(item[1:])
-        elif item in ("-l", "--level", "-compression_level") and i + 1 < len(items):
-            level = int(items[i + 1])
-            i += 1
+        elif flag in _LEVEL_FLAGS + _MODEL_FLAGS:
+            if "=" in item and item.startswith("--"):
+                value = item.split("=", 1)[1]
+            elif i + 1 < len(items):
+                i += 1
+                value = items[i]
+            else:
+                raise EncodeError(f"vae export parameter {item!r} needs a value")
+            if flag in _MODEL_FLAGS:
+                model = value
+            else:
+                try:
+                    level = int(value)
+                except ValueError:
+                    raise EncodeError(f"level must be 0..8, got {value!r}") from None
         else:
-            raise EncodeError(f"unknown vae export parameter {item!r}: use '-0'…'-8' or "
-                              "['--level', N]")
+            raise EncodeError(f"unknown vae export parameter {item!r}: use '-0'…'-8', "
+                              "['--level', N] or ['--model', 'default'|'none'|PATH]")
         i += 1
     if level not in LEVELS:
         raise EncodeError(f"level must be 0..8, got {level}")
-    return level
+    return level, model
 
 
-def _write_stream(seg, f: BinaryIO, level: int, tags) -> None:
+def _write_stream(seg, f: BinaryIO, level: int, tags, model) -> None:
     pcm, bits = segment_to_pcm(seg)
     items = [(str(k), str(v)) for k, v in (tags or {}).items()]
     enc = StreamEncoder(f, seg.frame_rate, seg.channels, bits, level=level,
-                        total_samples=len(pcm), tags=items)
+                        total_samples=len(pcm), tags=items, model=model)
     enc.write(pcm)
     enc.close()
 
 
-def export(seg, out_f=None, *, level: int = DEFAULT_LEVEL, tags: dict | None = None,
-           parameters=None):
+def export(seg, out_f=None, *, level: int = DEFAULT_LEVEL, model: Any = "default",
+           tags: dict | None = None, parameters=None):
     """Write ``seg`` as `.vae` to a path, a binary file object or (None) a temporary file.
+
+    ``model``: ``"default"`` (the shipped model), ``"none"``/``None`` (the plain path), a
+    model file's path (embedded in the stream unless vaelac ships it) or a
+    :class:`vaelac.model.Model`. ``parameters`` (as pydub passes them) override ``level`` and
+    ``model``: ``["-8"]``, ``["--level", "8"]``, ``["-m", "none"]``, ``["--model", PATH]``.
+    The stream is always lossless; ``--lossy`` and ``--adapt`` are refused with an error.
 
     Returns the file handle rewound to 0, as pydub's ``export`` does. A path is written
     atomically: a failure leaves no partial file.
     """
-    if parameters is not None:
-        level = _level_from(parameters)
+    level, model = _options_from(parameters, level, model)
     if out_f is None:
         out_f = tempfile.TemporaryFile(mode="w+b")
     if isinstance(out_f, (str, os.PathLike)):
         with atomic_output(out_f) as f:
-            _write_stream(seg, f, level, tags)
+            _write_stream(seg, f, level, tags, model)
         handle = open(out_f, "rb+")
     else:
         handle = out_f
-        _write_stream(seg, handle, level, tags)
+        _write_stream(seg, handle, level, tags, model)
     handle.seek(0)
     return handle
 
 
 def _export_wrapper(self, out_f=None, format="mp3", codec=None, bitrate=None, parameters=None,
-                    tags=None, id3v2_version="4", cover=None):
+                    tags=None, id3v2_version="4", cover=None, **options):
     if str(format).lower() != FORMAT:
         return _originals["export"](self, out_f, format, codec, bitrate, parameters, tags,
-                                    id3v2_version, cover)
+                                    id3v2_version, cover, **options)
+    unknown = set(options) - {"level", "model"}
+    if unknown:
+        raise TypeError(f"export() got unexpected keyword argument(s) {sorted(unknown)} "
+                        "(format 'vae' takes level= and model=)")
     if cover is not None:
         raise EncodeError("cover art is not supported by .vae (store it beside the file)")
     if bitrate is not None:
@@ -142,7 +181,7 @@ def _export_wrapper(self, out_f=None, format="mp3", codec=None, bitrate=None, pa
                       stacklevel=2)
     if tags is not None and not isinstance(tags, dict):
         raise EncodeError("tags must be a dict")
-    return export(self, out_f, tags=tags, parameters=parameters)
+    return export(self, out_f, tags=tags, parameters=parameters, **options)
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -218,6 +257,7 @@ def mediainfo(file) -> dict[str, Any]:
         str(info.bits_per_sample), "channel_layout": f"0x{info.channel_mask:x}",
         "duration": "" if info.duration is None else f"{info.duration:.6f}",
         "lossless": str(not info.lossy).lower(),
+        "model": info.model_name or "",
         "TAG": dict(info.tags),
     }
     if isinstance(file, (str, os.PathLike)):

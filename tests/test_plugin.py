@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 import vaelac
 import vaelac.plugin as plugin
+from vaelac.model import find_model
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -41,14 +43,23 @@ def make_segment(width, channels, rate, n, seed):
     return AudioSegment(data=data, sample_width=width, frame_rate=rate, channels=channels)
 
 
-@given(width=st.sampled_from([1, 2, 3, 4]), channels=st.integers(1, 6),
-       rate=st.sampled_from([1, 8000, 22050, 44100, 96000, 192000]), n=st.integers(0, 2000),
+@given(width=st.sampled_from([1, 2, 3, 4]), channels=st.integers(1, 8),
+       rate=st.one_of(st.sampled_from([1, 8000, 22050, 44100, 96000, 192000]),
+                      st.integers(1, 2**32 - 1)), n=st.integers(0, 2000),
        seed=st.integers(0, 2**32 - 1))
 def test_every_sample_width_round_trips_bit_for_bit(width, channels, rate, n, seed):
     assume(not (width == 3 and n == 0))  # pydub itself cannot build an empty 24-bit segment
     seg = make_segment(width, channels, rate, n, seed)
     back = AudioSegment.from_file(seg.export(format="vae"), format="vae")
     assert key(back) == key(seg)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_the_largest_channel_count_and_extreme_rates_round_trip(width):
+    for channels, rate in ((255, 2**32 - 1), (255, 1), (2, 2**32 - 1)):
+        seg = make_segment(width, channels, rate, 70, channels + width)
+        back = AudioSegment.from_file(seg.export(format="vae"), format="vae")
+        assert key(back) == key(seg)
 
 
 def test_an_empty_24_bit_stream_decodes_to_an_empty_segment():
@@ -90,6 +101,7 @@ def test_tags_round_trip(tmp_path):
     info = plugin.mediainfo(tmp_path / "t.vae")
     assert info["codec_name"] == "vae" and info["sample_rate"] == "8000"
     assert info["TAG:artist"] == "Ünïcode" and float(info["duration"]) == 100 / 8000
+    assert info["lossless"] == "true" and info["model"] == "vaelac-default-1"
 
 
 def test_parameters_select_the_level_and_lossy_options_warn_or_fail():
@@ -103,6 +115,68 @@ def test_parameters_select_the_level_and_lossy_options_warn_or_fail():
         seg.export(format="vae", cover="x.jpg")
     with pytest.raises(vaelac.EncodeError, match="parameter"):
         seg.export(format="vae", parameters=["-q:a", "2"])
+
+
+def _speechlike(n=20000, seed=10):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    x = np.sin(t / 7) * 8000 + np.sin(t / 31) * 3000 + rng.normal(0, 40, n)
+    return AudioSegment(data=x.astype("<i2").tobytes(), sample_width=2, frame_rate=44100,
+                        channels=1)
+
+
+def _renamed_default_model(tmp_path, name="pydub-test-model"):
+    """The shipped model's weights under another name: a model vaelac does not ship."""
+    from vaelac.spec import model as model_grammar
+
+    shipped = Path(vaelac.__file__).parent / "data" / "models" / "vaelac-default-1.vaem"
+    parsed = model_grammar.ModelFile.parse(shipped.read_bytes())
+    parsed.name = name
+    path = tmp_path / f"{name}.vaem"
+    path.write_bytes(model_grammar.ModelFile.build(parsed))
+    return path
+
+
+def test_parameters_and_keywords_select_the_model(tmp_path):
+    seg = _speechlike()
+
+    def exported(**kw):
+        stream = seg.export(format="vae", **kw)
+        info = vaelac.info(stream)
+        stream.seek(0)
+        assert key(AudioSegment.from_file(stream, format="vae")) == key(seg)
+        return info
+
+    assert exported().model_name == "vaelac-default-1"  # the default, as the CLI
+    assert exported(parameters=["-m", "none"]).model_name is None
+    assert exported(parameters=["--model=none", "-8"]).model_name is None
+    assert exported(model=None, level=0).model_name is None
+    assert exported(parameters=["--model", "default"]).model_name == "vaelac-default-1"
+    own = _renamed_default_model(tmp_path)
+    info = exported(parameters=["--model", str(own)])
+    assert info.model_name == "pydub-test-model"
+    assert "MODEL_DATA" in {b[0] for b in info.blocks}  # embedded: vaelac does not ship it
+    with pytest.raises(vaelac.ModelError):  # not installed: only the stream carries it
+        find_model(info.model_sha256, info.model_name)
+
+
+def test_a_lossy_export_is_refused_never_silent(tmp_path):
+    seg = _speechlike(4000)
+    for params in (["--lossy"], ["--lossy=default"], ["-8", "--lossy"]):
+        with pytest.raises(vaelac.EncodeError, match="lossless streams only"):
+            seg.export(tmp_path / "x.vae", format="vae", parameters=params)
+    with pytest.raises(vaelac.EncodeError, match="--adapt"):
+        seg.export(tmp_path / "x.vae", format="vae", parameters=["--adapt"])
+    lossy_model = Path(vaelac.__file__).parent / "data" / "models" / "vaelac-lossy-1.vaem"
+    with pytest.raises(vaelac.EncodeError, match="LOSSY model"):
+        seg.export(tmp_path / "x.vae", format="vae", parameters=["--model", str(lossy_model)])
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(vaelac.EncodeError, match="needs a value"):
+        seg.export(format="vae", parameters=["-m"])
+    with pytest.raises(TypeError, match="level= and model="):
+        seg.export(format="vae", lossy=True)
+    with pytest.raises(TypeError):  # other formats: pydub's own signature, untouched
+        seg.export(tmp_path / "x.wav", format="wav", level=3)
 
 
 def test_other_formats_are_delegated_untouched(tmp_path):
@@ -138,11 +212,31 @@ def test_pydub_idioms_on_decoded_segments():
     assert key(AudioSegment.from_file(edited.export(format="vae"))) == key(edited)
 
 
-def test_a_corrupt_stream_raises_the_projects_error():
-    data = bytearray(make_segment(2, 1, 8000, 5000, 8).export(format="vae").read())
+def test_a_corrupt_stream_raises_the_projects_error(tmp_path):
+    good = make_segment(2, 1, 8000, 5000, 8).export(format="vae").read()
+    data = bytearray(good)
     data[-10] ^= 0xFF
     with pytest.raises(vaelac.IntegrityError):
         AudioSegment.from_file(io.BytesIO(bytes(data)), format="vae")
+    # by path, recognised by the extension or the signature alone: never pydub or ffmpeg
+    for name, content, error in (("crc.vae", bytes(data), vaelac.IntegrityError),
+                                 ("cut.vae", good[:len(good) // 2], vaelac.TruncatedError),
+                                 ("cut", good[:len(good) // 2], vaelac.TruncatedError),
+                                 ("head.vae", good[:6], vaelac.VaeError),
+                                 ("wav.vae", b"RIFF" + bytes(40), vaelac.NotVaeError)):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(error):
+            AudioSegment.from_file(tmp_path / name)
+
+
+def test_a_lossy_stream_decodes_to_what_it_decodes_to_and_says_lossy():
+    from vaelac.conformance.generate import VECTORS
+
+    path = VECTORS / "uncommon" / "lossy.vae"
+    seg = AudioSegment.from_file(path)
+    pcm, info = vaelac.decode(path.read_bytes())
+    assert info.lossy and key(seg) == key(plugin.pcm_to_segment(AudioSegment, pcm, 16, 44100))
+    assert plugin.mediainfo(path)["lossless"] == "false"
 
 
 def test_a_failed_export_leaves_no_file(tmp_path):
@@ -163,14 +257,24 @@ def test_works_without_ffmpeg_on_path(tmp_path):
         "assert back.raw_data == seg.raw_data\n"
         "print('ok')\n")
     env = dict(os.environ, PATH=str(tmp_path))
-    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    # -W error too: pydub's audioop DeprecationWarning and its missing-ffmpeg RuntimeWarning
+    # must not break a warnings-as-errors run that uses only .vae
+    for flags in ([], ["-W", "error"]):
+        r = subprocess.run([sys.executable, *flags, "-c", script], env=env, capture_output=True,
+                           text=True)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
-def test_readme_example(tmp_path):
-    os.chdir(tmp_path)
-    # --- README "Use from pydub" ---
-    import vaelac.plugin; vaelac.plugin.register()  # noqa: E702
-    song = AudioSegment(data=bytes(4000), sample_width=2, frame_rate=44100, channels=2)
-    song.export("song.vae", format="vae", tags={"title": "demo"})
-    assert AudioSegment.from_file("song.vae") == song
+def test_readme_example(tmp_path, monkeypatch):
+    """Runs the code block of the README's "Use from pydub" section as it stands."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Use from pydub", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) == 3
+    monkeypatch.chdir(tmp_path)
+    plugin.unregister()  # the example switches it on itself
+    song = make_segment(2, 2, 44100, 3000, 12)
+    exec(compile(block, "README.md", "exec"), {"AudioSegment": AudioSegment, "song": song})
+    assert plugin.is_registered()
+    assert key(AudioSegment.from_file(tmp_path / "song.vae")) == key(song)
+    assert plugin.tags_of(tmp_path / "song.vae") == {"title": "demo"}
