@@ -72,7 +72,7 @@ def write_wav(path, pcm: np.ndarray, rate: int, bits: int) -> None:
     channels = pcm.shape[1]
     container = 8 * ((bits + 7) // 8)
     align = channels * container // 8
-    values = pcm.astype(np.int64) << (container - bits)
+    values = np.ascontiguousarray(pcm, dtype=np.int64) << (container - bits)  # any layout
     if container == 8:
         values = values + 128
     raw = values.astype("<i8").view(np.uint8).reshape(-1, 8)[:, : container // 8].tobytes()

@@ -10,6 +10,8 @@ encoder turns ``{in}`` (.wav) into ``{out}`` (.vae). The same runs from Python w
 from __future__ import annotations
 
 import argparse
+import functools
+import io
 import json
 import os
 import shlex
@@ -93,6 +95,19 @@ def _check_decoded(out: Path, entry: dict) -> str:
     return ""
 
 
+def _model_hint(needed: dict) -> str:
+    """Where the model a vector names is: its file as vaelac installs it, else in the repo."""
+    name = Path(needed["file"]).name
+    try:
+        from importlib import resources
+
+        installed = resources.files("vaelac").joinpath("data", "models", name)
+        where = str(installed) if installed.is_file() else needed["file"]
+    except (ImportError, OSError, TypeError):
+        where = needed["file"]
+    return f"{needed['name']}, SHA-256 {needed['sha256'][:16]}…, file {where}"
+
+
 def check_vectors(decoder, work: Path, timeout: float, only=None) -> list[Case]:
     manifest = json.loads((VECTORS / "manifest.json").read_text())
     cases = []
@@ -120,6 +135,8 @@ def check_vectors(decoder, work: Path, timeout: float, only=None) -> list[Case]:
                       if proc.returncode else _check_decoded(out, entry))
             if reason and entry["category"] == "uncommon" and proc.returncode and not out.exists():
                 reason = ""  # uncommon: a clean rejection is allowed
+            if reason and entry.get("needs_model"):
+                reason += f" [needs the learned model: {_model_hint(entry['needs_model'])}]"
         cases.append(Case(f"{path} ({entry['exercises']}, {entry['section']})",
                           f"vectors/{entry['category']}", not reason, reason, elapsed,
                           cmd if reason else ""))
@@ -134,6 +151,11 @@ def _transform(pcm: np.ndarray, rate: int, bits: int, seed: int) -> tuple[str, n
     return augment(pcm, rate, bits, seed)
 
 
+@functools.lru_cache(maxsize=4)
+def _read_corpus(path: Path) -> tuple[np.ndarray, int, int]:
+    return read_wav(path)
+
+
 def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, examples: int, seed: int,
                      timeout: float, corpus: list[Path]) -> list[Case]:
     """Hypothesis-driven round trips; a failure is shrunk and written to disk with its command."""
@@ -143,16 +165,15 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
 
     failure: dict = {}
     counter = [0]
+    sources: dict[str, int] = {}
 
     @st.composite
     def params(draw):
         if corpus and draw(st.booleans()):
-            path = draw(st.sampled_from(corpus))
-            pcm, rate, bits = read_wav(path)
-            start = draw(st.integers(0, max(len(pcm) - 1, 0)))
-            pcm = pcm[start:start + draw(st.integers(1, 20000))]
-            name, pcm = _transform(pcm, rate, bits, draw(st.integers(0, 2**31)))
-            return (f"corpus:{path.name}+{name}", pcm, rate, bits)
+            # what to take is drawn here; reading and changing it happen in the test (the
+            # change draws from `random`, which hypothesis forbids inside strategies)
+            return ("corpus", draw(st.sampled_from(corpus)), draw(st.floats(0, 1)),
+                    draw(st.integers(1, 20000)), draw(st.integers(0, 2**31)))
         bits = draw(st.integers(1, 32))
         channels = draw(st.integers(1, 8))
         n = draw(st.one_of(st.integers(0, 5000), st.sampled_from([0, 1, 4095, 4096, 4097])))
@@ -166,8 +187,16 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
               suppress_health_check=list(HealthCheck))
     @given(params())
     def check(p):
+        if p[0] == "corpus":
+            _, path, at, length, change_seed = p
+            pcm, rate, bits = _read_corpus(path)
+            start = int(at * max(len(pcm) - 1, 0))
+            name, pcm = _transform(pcm[start:start + length], rate, bits, change_seed)
+            p = (f"corpus:{path.name}@{start}+{name}", pcm, rate, bits)
         kind, pcm, rate, bits = p
         counter[0] += 1
+        source = kind.rsplit("+", 1)[1] if kind.startswith("corpus:") else "synthetic"
+        sources[source] = sources.get(source, 0) + 1
         src, mid, dst = work / "case.wav", work / "case.vae", work / "case.out.wav"
         for f in (mid, dst):
             f.unlink(missing_ok=True)
@@ -199,14 +228,101 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
     start = time.monotonic()
     try:
         check()
-        return [Case(f"round trip {label} ({counter[0]} cases, seed {seed})", "roundtrip", True,
-                     seconds=time.monotonic() - start)]
+        real = ", ".join(f"{count} real recordings changed by {how}"
+                         for how, count in sorted(sources.items()) if how != "synthetic")
+        return [Case(f"round trip {label} ({counter[0]} cases{': ' + real if real else ''}, "
+                     f"seed {seed})", "roundtrip", True, seconds=time.monotonic() - start)]
     except Exception:  # noqa: BLE001 - any failure of the implementation under test is a finding
         if not failure:
             import traceback
 
             failure["reason"] = "the kit itself failed: " + traceback.format_exc(limit=2)[-300:]
         return [Case(f"round trip {label} (seed {seed})", "roundtrip", False,
+                     "minimal failing case: " + failure.get("reason", "?"),
+                     time.monotonic() - start, failure.get("reproduce", ""))]
+
+
+DAMAGES = ("truncated", "bit flip in a frame", "bit flip in the signature", "bytes appended")
+
+
+def _damage(stream: bytes, first_frame: int, damage: str, where: int) -> tuple[str, bytes]:
+    """One defect that §3.1, §5.2 or the CRCs of §5.5 make fatal, described for the report.
+    ``stream`` is a complete stream that declares its length (``total_samples``)."""
+    if damage == "bit flip in a frame" and first_frame >= len(stream):
+        damage = "truncated"  # a stream without frames: nothing to flip there
+    if damage == "truncated":
+        cut = where % len(stream)
+        return f"truncated to {cut} of {len(stream)} bytes", stream[:cut]
+    if damage == "bytes appended":
+        extra = np.random.default_rng(where).integers(0, 256, 1 + where % 16).astype(np.uint8)
+        return f"{len(extra)} bytes after the last frame", stream + extra.tobytes()
+    if damage == "bit flip in the signature":
+        pos = where % 8
+    else:
+        pos = first_frame + where % (len(stream) - first_frame)
+    bit = (where >> 20) % 8
+    out = bytearray(stream)
+    out[pos] ^= 1 << bit
+    return f"bit {bit} of byte {pos} flipped ({damage}, {len(stream)}-byte stream)", bytes(out)
+
+
+def _faulty_cases(decoder, work: Path, examples: int, seed: int, timeout: float) -> list[Case]:
+    """Hypothesis-generated damaged streams: the decoder must exit non-zero and write nothing.
+
+    Valid streams come from the reference encoder in-process (with and without the learned
+    model); each gets one defect of :data:`DAMAGES`. A failure is shrunk and kept on disk."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import strategies as st
+
+    import vaelac
+
+    failure: dict = {}
+    counter = [0]
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(kind=st.sampled_from(KINDS), bits=st.integers(1, 32), channels=st.integers(1, 6),
+           n=st.integers(0, 3000), rate=st.sampled_from([8000, 44100, 48000, 96000]),
+           model=st.sampled_from(["default", None]), damage=st.sampled_from(DAMAGES),
+           where=st.integers(0, 2**31 - 1), signal_seed=st.integers(0, 2**31))
+    def check(kind, bits, channels, n, rate, model, damage, where, signal_seed):
+        counter[0] += 1
+        pcm = signal(kind, n, channels, bits, signal_seed)
+        stream = vaelac.encode(pcm, rate, bits=bits, model=model)
+        first = vaelac.info(io.BytesIO(stream)).first_frame_offset
+        what, bad = _damage(stream, first, damage, where)
+        src, dst = work / "faulty.vae", work / "faulty.out.wav"
+        dst.unlink(missing_ok=True)
+        src.write_bytes(bad)
+        proc = _run(decoder, src, dst, timeout)
+        problem = ("accepted a damaged stream (exit 0)" if proc.returncode == 0 else
+                   "exited non-zero but left an output file" if dst.exists() else "")
+        dst.unlink(missing_ok=True)
+        if problem:
+            keep = work / "failure-faulty"
+            keep.mkdir(exist_ok=True)
+            (keep / "faulty.vae").write_bytes(bad)
+            (keep / "intact.vae").write_bytes(stream)
+            cmd = (decoder.replace("{in}", str(keep / "faulty.vae")).replace(
+                "{out}", str(keep / "faulty.out.wav")) if isinstance(decoder, str)
+                else f"{decoder!r}({keep / 'faulty.vae'}, {keep / 'faulty.out.wav'})")
+            failure.update(reason=f"{problem}: {what} [{kind}, {channels} ch, {bits} bit, "
+                           f"{n} samples, {rate} Hz, model {model}]", reproduce=cmd)
+            raise AssertionError(problem)
+
+    start = time.monotonic()
+    try:
+        check()
+        return [Case(f"damaged streams rejected ({counter[0]} cases: {', '.join(DAMAGES)}; "
+                     f"seed {seed})", "faulty", True, seconds=time.monotonic() - start)]
+    except Exception:  # noqa: BLE001 - any failure of the implementation under test is a finding
+        if not failure:
+            import traceback
+
+            failure["reason"] = "the kit itself failed: " + traceback.format_exc(limit=2)[-300:]
+        return [Case(f"damaged streams rejected (seed {seed})", "faulty", False,
                      "minimal failing case: " + failure.get("reason", "?"),
                      time.monotonic() - start, failure.get("reproduce", ""))]
 
@@ -234,6 +350,7 @@ def run(decoder=None, encoder=None, *, quick: bool = False,
         examples = 8 if quick else 60
         if decoder:
             add(check_vectors(decoder, work, timeout))
+            add(_faulty_cases(decoder, work, examples, seed + 3, timeout))
             add(_roundtrip_cases(REFERENCE_ENCODER, decoder, "reference-encoder→decoder", work,
                                  examples, seed, timeout, corpus_files))
         if encoder:

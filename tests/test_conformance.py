@@ -10,6 +10,8 @@ import pytest
 
 import vaelac
 from vaelac.conformance import generate, runner
+from vaelac.decoder import StreamDecoder
+from vaelac.spec.constants import SubframeType
 from vaelac.conformance._kit import crc8, pcm_md5, read_wav, write_wav
 from vaelac.spec import container as g
 
@@ -90,6 +92,108 @@ def swaps_channels(src, dst):
     write_wav(dst, pcm, info.sample_rate, info.bits_per_sample)
 
 
+def _decode_with(decoder_class, src, dst):
+    with open(src, "rb") as f:
+        dec = decoder_class(f)
+        parts = list(dec)
+    pcm = np.concatenate(parts) if parts else np.zeros((0, dec.info.channels), np.int64)
+    write_wav(dst, pcm, dec.info.sample_rate, dec.info.bits_per_sample)
+
+
+class _SkipsTheMD5(StreamDecoder):
+    """As many third-party decoders: the PCM MD5 is not checked (the suite must compare)."""
+
+    def _finish(self):
+        md5, self.info.pcm_md5 = self.info.pcm_md5, None
+        try:
+            super()._finish()
+        finally:
+            self.info.pcm_md5 = md5
+
+
+class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
+    def _need_model(self, where, subframe_type):
+        if subframe_type != SubframeType.MODEL_PREDICTED:
+            super()._need_model(where, subframe_type)
+
+    def _decode_subframe(self, sub, bits, count, where):
+        if sub.subframe_type == SubframeType.MODEL_PREDICTED:
+            sub.subframe_type = SubframeType.PREDICTED
+        return super()._decode_subframe(sub, bits, count, where)
+
+
+class _WithoutCorrection:
+    """A model whose network's output layer is zero: the latents are read, the mean is not
+    used (LPC prediction only)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def decoder_net(self, symbols):
+        history, shift1, shift2, w1, b1, w2, _ = self.model.decoder_net(symbols)
+        return history, shift1, shift2, w1, b1, np.zeros_like(w2), 0
+
+
+class _IgnoresTheModelsCorrection(_SkipsTheMD5):
+    def _need_model(self, where, subframe_type):
+        super()._need_model(where, subframe_type)
+        if subframe_type == SubframeType.MODEL_PREDICTED and not isinstance(
+                self._model, _WithoutCorrection):
+            self._model = _WithoutCorrection(self._model)
+
+
+def treats_model_predicted_as_predicted(src, dst):
+    _decode_with(_TreatsModelPredictedAsPredicted, src, dst)
+
+
+def ignores_the_learned_models_correction(src, dst):
+    _decode_with(_IgnoresTheModelsCorrection, src, dst)
+
+
+def _subframe_types(path):
+    dec = StreamDecoder(io.BytesIO((generate.VECTORS / path).read_bytes()))
+    dec.keep_frame_infos = True
+    for _ in dec:
+        pass
+    return {t for f in dec.frames for t in f.subframe_types}
+
+
+DECODED = [p for p, e in MANIFEST["vectors"].items() if e["expect"] == "decode"]
+WITH_MODEL_SUBFRAMES = sorted(p for p in DECODED if SubframeType.MODEL_PREDICTED in
+                              _subframe_types(p))
+MODEL_VECTORS = {p for p, e in MANIFEST["vectors"].items()
+                 if "model" in p or "MODEL" in e["exercises"]}
+
+
+@pytest.mark.parametrize("path", [p for p in DECODED
+                                  if "MODEL_PREDICTED" in MANIFEST["vectors"][p]["exercises"]])
+def test_vectors_said_to_exercise_the_model_hold_model_predicted_subframes(path, request):
+    if path == "subset/model_default_mono_24bit.vae":  # reported to the generator's owner
+        request.applymarker(pytest.mark.xfail(reason="the encoder chose PREDICTED for every "
+                                              "subframe of this vector: it exercises no model"))
+    assert SubframeType.MODEL_PREDICTED in _subframe_types(path)
+
+
+@pytest.mark.parametrize("broken", [treats_model_predicted_as_predicted,
+                                    ignores_the_learned_models_correction])
+def test_decoders_that_ignore_the_learned_model_are_caught_and_named(tmp_path, broken):
+    assert {"subset/model_default.vae", "subset/model_embedded.vae"} <= set(WITH_MODEL_SUBFRAMES)
+    cases = {c.name.split(" ")[0]: c for c in runner.check_vectors(broken, tmp_path, timeout=60)}
+    failed = {path for path, c in cases.items() if not c.passed}
+    # every vector that holds MODEL_PREDICTED subframes catches it ...
+    assert set(WITH_MODEL_SUBFRAMES) <= failed, sorted(failed)
+    # ... and nothing else does, but the MD5 vector that these decoders do not check
+    assert failed - MODEL_VECTORS == {"faulty/pcm_md5.vae"}, sorted(failed)
+    for path in WITH_MODEL_SUBFRAMES:
+        assert "MODEL_PREDICTED" in cases[path].name or "model" in cases[path].name
+        if MANIFEST["vectors"][path].get("needs_model"):
+            assert "needs the learned model: vaelac-default-1" in cases[path].reason
+            assert "vaelac-default-1.vaem" in cases[path].reason
+
+
 def test_the_reference_decoder_passes_every_vector(tmp_path):
     cases = runner.check_vectors(_reference, tmp_path, timeout=60)
     assert [c for c in cases if not c.passed] == []
@@ -120,6 +224,8 @@ def test_the_reference_cli_passes_a_quick_run_with_round_trips(tmp_path):
                         out_dir=tmp_path)
     assert report.ok, [(c.name, c.reason) for c in report.failed]
     assert sum(c.group == "roundtrip" for c in report.cases) == 3
+    assert [c.name.split(" (")[0] for c in report.cases if c.group == "faulty"] == [
+        "damaged streams rejected"]
 
 
 def test_a_round_trip_failure_is_shrunk_and_written_to_disk(tmp_path):
@@ -127,6 +233,55 @@ def test_a_round_trip_failure_is_shrunk_and_written_to_disk(tmp_path):
     trip = [c for c in report.cases if c.group == "roundtrip"][0]
     assert not trip.passed and "minimal failing case" in trip.reason
     assert (tmp_path / "failure-reference-encoder→decoder" / "case.wav").exists()
+
+
+def leaves_output_behind_on_failure(src, dst):
+    Path(dst).write_bytes(b"RIFF")  # starts writing before it knows the stream is sound
+    _reference(src, dst)
+
+
+def salvages_damaged_streams(src, dst):
+    """Decodes what it can (keep-going) and reports success."""
+    try:
+        _reference(src, dst)
+    except vaelac.VaeError:
+        with open(src, "rb") as f:
+            dec = StreamDecoder(f, keep_going=True)
+            parts = list(dec)
+        pcm = np.concatenate(parts) if parts else np.zeros((0, dec.info.channels), np.int64)
+        write_wav(dst, pcm, dec.info.sample_rate, dec.info.bits_per_sample)
+
+
+def test_the_reference_rejects_generated_damaged_streams(tmp_path):
+    cases = runner._faulty_cases(_reference, tmp_path, 30, 5, 60)
+    assert [c.passed for c in cases] == [True], cases
+    assert "30 cases" in cases[0].name
+
+
+@pytest.mark.parametrize("broken, caught_by", [
+    (leaves_output_behind_on_failure, "exited non-zero but left an output file"),
+    (salvages_damaged_streams, "accepted a damaged stream (exit 0)"),
+])
+def test_decoders_that_accept_damage_or_leave_output_are_caught(tmp_path, broken, caught_by):
+    cases = runner._faulty_cases(broken, tmp_path, 10, 5, 60)
+    assert len(cases) == 1 and not cases[0].passed
+    assert cases[0].reason.startswith("minimal failing case: " + caught_by), cases[0].reason
+    assert (tmp_path / "failure-faulty" / "faulty.vae").exists()
+    assert "faulty.vae" in cases[0].reproduce
+
+
+def test_damage_is_fatal_by_the_spec():
+    stream = vaelac.encode(np.arange(-3000, 3000, dtype=np.int16).reshape(-1, 2), 8000)
+    first = vaelac.info(io.BytesIO(stream)).first_frame_offset
+    for damage in runner.DAMAGES:
+        for where in (0, 1, 7, 2**20 + 5, 2**31 - 1):
+            what, bad = runner._damage(stream, first, damage, where)
+            assert bad != stream and what
+            if damage == "bit flip in a frame":
+                assert sum(a != b for a, b in zip(bad, stream)) == 1
+                assert [i for i, (a, b) in enumerate(zip(bad, stream)) if a != b][0] >= first
+            with pytest.raises(vaelac.VaeError):
+                vaelac.decode(bad)
 
 
 def test_kit_wav_and_md5_are_independent_of_the_codec(tmp_path):
@@ -141,12 +296,21 @@ def test_round_trips_on_real_recordings_changed_by_audiomentations(tmp_path, cor
     pytest.importorskip("audiomentations", reason="audiomentations not installed (train extra)")
     from vaelac.conformance.runner import _transform
 
-    pcm, rate, bits = read_wav(sorted(corpus_dir.glob("*.wav"))[0])
+    rows = [line.split("\t") for line in (corpus_dir / "MANIFEST.tsv").read_text().splitlines()]
+    stereo = [corpus_dir / r[0] for r in rows[1:] if len(r) > 4 and r[4] == "2"][0]
+    pcm, rate, bits = read_wav(stereo)
     name, changed = _transform(pcm[:4000], rate, bits, seed=1)
-    assert name == "audiomentations" and changed.shape == pcm[:4000].shape
+    assert name == "audiomentations" and changed.shape == pcm[:4000].shape == (4000, 2)
     assert not np.array_equal(changed, pcm[:4000])
-    report = runner.run(_reference, None, quick=True, seed=11, out_dir=tmp_path, corpus=corpus_dir)
+    write_wav(tmp_path / "changed.wav", changed, rate, bits)  # any memory layout
+    assert np.array_equal(read_wav(tmp_path / "changed.wav")[0], changed)
+    one = tmp_path / "corpus"
+    one.mkdir()
+    (one / stereo.name).symlink_to(stereo)
+    report = runner.run(_reference, None, quick=True, seed=11, out_dir=tmp_path, corpus=one)
     assert report.ok, [(c.name, c.reason) for c in report.failed]
+    trip = [c for c in report.cases if c.group == "roundtrip"][0]
+    assert "real recordings changed by audiomentations" in trip.name, trip.name
 
 
 def test_a_seed_replays_the_same_cases(tmp_path):
