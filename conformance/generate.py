@@ -271,7 +271,7 @@ def _model_vectors(ok, bad, seed):
     residual = default_model()
     if residual is None:
         raise SystemExit("no default model: train it first (README, 'The learned model')")
-    music, rate = _demo(1.0)
+    music, rate = _demo(1.0, start=0.5)  # an excerpt where the model wins some subframes
     yield ok("subset", "model_default", "MODEL_PREDICTED subframes with the shipped default "
              "model named by MODEL_REF (not embedded), stereo with cross inputs", "§8.1–§8.4",
              music, rate, 16, model=residual)
@@ -292,7 +292,7 @@ def _model_vectors(ok, bad, seed):
               bytes(wrong), "ModelError")
     lossy = default_model(ModelKind.LOSSY)
     if lossy is not None:
-        short, _ = _demo(0.5)
+        short, _ = _demo(0.5, start=1.0)
         category, name, stream, entry = ok("uncommon", "lossy", "a LOSSY stream: MODEL_LOSSY "
                                            "subframes, shipped lossy model", "§8.6", short,
                                            rate, 16, lossy=lossy)

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,14 @@ def _run(template, src: Path, dst: Path, timeout: float) -> subprocess.Completed
         return subprocess.CompletedProcess(cmd, 124, b"", b"timed out")
 
 
+def _command(template, src: Path, dst: Path) -> str:
+    """The command line that reproduces one call (shell-quoted as :func:`_run` runs it)."""
+    if callable(template):
+        return f"{getattr(template, '__name__', template)!s}({str(src)!r}, {str(dst)!r})"
+    return template.replace("{in}", shlex.quote(str(src))).replace("{out}",
+                                                                    shlex.quote(str(dst)))
+
+
 def _check_decoded(out: Path, entry: dict) -> str:
     """Empty string when ``out`` holds exactly the expected audio, else the reason."""
     if not out.exists():
@@ -120,8 +129,7 @@ def check_vectors(decoder, work: Path, timeout: float, only=None) -> list[Case]:
         start = time.monotonic()
         proc = _run(decoder, src, out, timeout)
         elapsed = time.monotonic() - start
-        cmd = (decoder.replace("{in}", str(src)).replace("{out}", str(out))
-               if isinstance(decoder, str) else f"{decoder!r}({src}, {out})")
+        cmd = _command(decoder, src, out)
         if entry["expect"] == "reject":
             if proc.returncode == 0:
                 reason = f"accepted a faulty stream ({entry['exercises']}; expected {entry['error']})"
@@ -222,7 +230,9 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
                     (keep / f.name).write_bytes(f.read_bytes())
             failure.update(reason=f"{problem} [{kind}, {pcm.shape[1]} ch, {bits} bit, "
                            f"{len(pcm)} samples, {rate} Hz]",
-                           reproduce=f"{encoder} | {decoder}  with {keep}/case.wav")
+                           reproduce=_command(encoder, keep / "case.wav", keep / "case.vae")
+                           + " && " + _command(decoder, keep / "case.vae",
+                                               keep / "case.out.wav"))
             raise AssertionError(problem)
 
     start = time.monotonic()
@@ -305,11 +315,10 @@ def _faulty_cases(decoder, work: Path, examples: int, seed: int, timeout: float)
             keep.mkdir(exist_ok=True)
             (keep / "faulty.vae").write_bytes(bad)
             (keep / "intact.vae").write_bytes(stream)
-            cmd = (decoder.replace("{in}", str(keep / "faulty.vae")).replace(
-                "{out}", str(keep / "faulty.out.wav")) if isinstance(decoder, str)
-                else f"{decoder!r}({keep / 'faulty.vae'}, {keep / 'faulty.out.wav'})")
             failure.update(reason=f"{problem}: {what} [{kind}, {channels} ch, {bits} bit, "
-                           f"{n} samples, {rate} Hz, model {model}]", reproduce=cmd)
+                           f"{n} samples, {rate} Hz, model {model}]",
+                           reproduce=_command(decoder, keep / "faulty.vae",
+                                              keep / "faulty.out.wav"))
             raise AssertionError(problem)
 
     start = time.monotonic()
@@ -335,9 +344,11 @@ def run(decoder=None, encoder=None, *, quick: bool = False,
     seed = int(seed if seed is not None else time.time()) % 2**31
     report = Report(seed=seed)
     corpus_files = sorted(Path(corpus).glob("*.wav")) if corpus else []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(out_dir) if out_dir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    # without --out-dir, work in a fresh folder that is removed when everything passed and kept
+    # (named in the log) when something failed: the minimal failing cases live there
+    work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="vaelac-conformance-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
 
         def add(cases):
             for case in cases:
@@ -359,6 +370,11 @@ def run(decoder=None, encoder=None, *, quick: bool = False,
         if encoder and decoder:
             add(_roundtrip_cases(encoder, decoder, "encoder→decoder", work, examples, seed + 2,
                                  timeout, corpus_files))
+    finally:
+        if not out_dir and report.ok:
+            shutil.rmtree(work, ignore_errors=True)
+    if not out_dir and not report.ok and log:
+        log(f"work files and minimal failing cases kept in {work}")
     return report
 
 

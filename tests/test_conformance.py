@@ -2,6 +2,7 @@
 
 import io
 import json
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -170,10 +171,7 @@ MODEL_VECTORS = {p for p, e in MANIFEST["vectors"].items()
 
 @pytest.mark.parametrize("path", [p for p in DECODED
                                   if "MODEL_PREDICTED" in MANIFEST["vectors"][p]["exercises"]])
-def test_vectors_said_to_exercise_the_model_hold_model_predicted_subframes(path, request):
-    if path == "subset/model_default_mono_24bit.vae":  # reported to the generator's owner
-        request.applymarker(pytest.mark.xfail(reason="the encoder chose PREDICTED for every "
-                                              "subframe of this vector: it exercises no model"))
+def test_vectors_said_to_exercise_the_model_hold_model_predicted_subframes(path):
     assert SubframeType.MODEL_PREDICTED in _subframe_types(path)
 
 
@@ -228,11 +226,17 @@ def test_the_reference_cli_passes_a_quick_run_with_round_trips(tmp_path):
         "damaged streams rejected"]
 
 
-def test_a_round_trip_failure_is_shrunk_and_written_to_disk(tmp_path):
-    report = runner.run(drops_the_last_sample, None, quick=True, seed=3, out_dir=tmp_path)
+def test_a_round_trip_failure_is_shrunk_and_written_to_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # no --out-dir: a fresh folder
+    logged = []
+    report = runner.run(drops_the_last_sample, None, quick=True, seed=3, log=logged.append)
     trip = [c for c in report.cases if c.group == "roundtrip"][0]
     assert not trip.passed and "minimal failing case" in trip.reason
-    assert (tmp_path / "failure-reference-encoder→decoder" / "case.wav").exists()
+    [work] = tmp_path.glob("vaelac-conformance-*")  # kept, because something failed
+    assert logged[-1] == f"work files and minimal failing cases kept in {work}"
+    keep = work / "failure-reference-encoder→decoder"
+    assert (keep / "case.wav").exists() and (keep / "case.vae").exists()
+    assert str(keep / "case.wav") in trip.reproduce and str(keep / "case.vae") in trip.reproduce
 
 
 def leaves_output_behind_on_failure(src, dst):
@@ -292,7 +296,8 @@ def test_kit_wav_and_md5_are_independent_of_the_codec(tmp_path):
     assert pcm_md5(pcm, 24) == vaelac.decode(vaelac.encode(pcm, 48000, bits=24))[1].pcm_md5.hex()
 
 
-def test_round_trips_on_real_recordings_changed_by_audiomentations(tmp_path, corpus_dir):
+def test_round_trips_on_real_recordings_changed_by_audiomentations(tmp_path, corpus_dir,
+                                                                    monkeypatch):
     pytest.importorskip("audiomentations", reason="audiomentations not installed (train extra)")
     from vaelac.conformance.runner import _transform
 
@@ -307,8 +312,10 @@ def test_round_trips_on_real_recordings_changed_by_audiomentations(tmp_path, cor
     one = tmp_path / "corpus"
     one.mkdir()
     (one / stereo.name).symlink_to(stereo)
-    report = runner.run(_reference, None, quick=True, seed=11, out_dir=tmp_path, corpus=one)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    report = runner.run(_reference, None, quick=True, seed=11, corpus=one)
     assert report.ok, [(c.name, c.reason) for c in report.failed]
+    assert list(tmp_path.glob("vaelac-conformance-*")) == []  # all passed: nothing left
     trip = [c for c in report.cases if c.group == "roundtrip"][0]
     assert "real recordings changed by audiomentations" in trip.name, trip.name
 
