@@ -291,10 +291,6 @@ class StreamDecoder:
         return info
 
     def _stream_info(self, body: bytes, offset: int, version) -> StreamInfo:
-        if len(body) != grammar.StreamInfo.sizeof():
-            raise FormatError(f"STREAMINFO must be {grammar.StreamInfo.sizeof()} bytes, found "
-                              f"{len(body)}", structure="STREAMINFO", offset=offset,
-                              section="§4.2")
         s = _parse_exact(grammar.StreamInfo, body, "STREAMINFO", offset)
 
         def bad(what: str) -> FormatError:
