@@ -41,6 +41,10 @@ def _convert(pcm: np.ndarray, bits: int, dtype: str, always_2d: bool) -> np.ndar
     if dtype in ("float32", "float64"):
         pcm = pcm.astype(dtype) / dtype_scale(bits)
     elif dtype != "int32":
+        kind = np.dtype(dtype)
+        if kind.kind != "i" or 8 * kind.itemsize < bits:  # never wrap a sample silently
+            raise EncodeError(f"dtype {dtype} cannot hold {bits}-bit signed samples: use int32 "
+                              "(the stored values) or float32/float64 (scaled to [-1, 1))")
         pcm = pcm.astype(dtype)
     if not always_2d and pcm.shape[1] == 1:
         pcm = pcm[:, 0]
@@ -88,7 +92,8 @@ def read(file: FileLike, *, dtype: str = "int32", always_2d: bool = False
          ) -> tuple[np.ndarray, int]:
     """Decode a whole stream: (data, samplerate), data of shape (frames,) or (frames, channels).
 
-    Integer output keeps the stored values; ``dtype="float32"`` scales by 2**(bits-1).
+    Integer output keeps the stored values (a signed dtype at least as wide as the stream's
+    depth; ``int32`` always fits); ``dtype="float32"`` scales by 2**(bits-1).
     """
     with _opened(file) as f:
         dec = StreamDecoder(f)
@@ -104,9 +109,15 @@ def _as_pcm(data: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
         data = data[:, None]
     if data.ndim != 2:
         raise EncodeError(f"data must have shape (frames,) or (frames, channels), got {data.shape}")
+    if data.dtype.kind == "f":
+        if bits is None:
+            raise EncodeError(f"give bits= for float data ({data.dtype}): it is scaled by "
+                              "2**(bits-1), rounded and clipped to that depth")
+        full = dtype_scale(bits)
+        data = np.clip(np.round(data.astype(np.float64) * full), -full, full - 1).astype(np.int64)
+        return data, bits
     if data.dtype.kind not in "iu":
-        raise EncodeError(f"data must be integer PCM, got dtype {data.dtype} "
-                          "(scale float audio to integers first)")
+        raise EncodeError(f"data must be integer or float PCM, got dtype {data.dtype}")
     if bits is None:
         bits = 8 * data.dtype.itemsize
         if data.dtype.kind == "u" or bits > 32:
@@ -117,9 +128,12 @@ def _as_pcm(data: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
 def write(file: FileLike, data: np.ndarray, samplerate: int, *, bits: int | None = None,
           level: int = DEFAULT_LEVEL, tags: dict[str, str] | None = None,
           channel_mask: int = 0, overwrite: bool = True, model="default") -> None:
-    """Encode integer PCM of shape (frames,) or (frames, channels) to a path or file object.
+    """Encode PCM of shape (frames,) or (frames, channels) to a path or file object.
 
-    ``bits`` defaults to the dtype's width (int16 → 16). A path is written atomically.
+    Integer data are stored as they are; ``bits`` defaults to the dtype's width (int16 → 16).
+    Float data (as soundfile writes it) need ``bits``: they are scaled by 2**(bits-1), rounded
+    and clipped, so ``read(..., dtype="float64")`` gives them back to within half a step. A path
+    is written atomically.
     ``model`` is ``"default"`` (the shipped model), ``None`` (the plain path), a model file's
     path or a :class:`vaelac.model.Model`.
     """

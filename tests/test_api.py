@@ -70,3 +70,26 @@ def test_the_api_is_thread_safe(tmp_path):
         streams = list(pool.map(lambda x: vaelac.encode(x, 44100, bits=16), signals))
         decoded = list(pool.map(lambda s: vaelac.decode(s)[0], streams))
     assert all(np.array_equal(a, b) for a, b in zip(signals, decoded))
+
+
+def test_reading_into_a_narrower_integer_dtype_is_refused_not_wrapped(tmp_path):
+    data = np.array([-4_000_000, 0, 4_000_000], np.int32)
+    vaelac.write(tmp_path / "x.vae", data, 48000, bits=24, model=None)
+    with pytest.raises(vaelac.EncodeError, match="int16 cannot hold 24-bit"):
+        vaelac.read(tmp_path / "x.vae", dtype="int16")
+    with pytest.raises(vaelac.EncodeError, match="uint32"):
+        vaelac.read(tmp_path / "x.vae", dtype="uint32")
+    assert vaelac.read(tmp_path / "x.vae", dtype="int64")[0].tolist() == data.tolist()
+
+
+def test_float_data_are_written_like_soundfile_writes_them(tmp_path):
+    rng = np.random.default_rng(5)
+    x = np.clip(rng.normal(0, 0.3, (5000, 2)), -1.2, 1.2)  # a little beyond full scale
+    with pytest.raises(vaelac.EncodeError, match="give bits="):
+        vaelac.write(tmp_path / "f.vae", x, 44100)
+    vaelac.write(tmp_path / "f.vae", x, 44100, bits=16)
+    back, rate = vaelac.read(tmp_path / "f.vae", dtype="float64")
+    assert rate == 44100
+    inside = np.abs(x) < 1 - 2**-15
+    assert np.all(np.abs(back - x)[inside] <= 2**-16 + 1e-12)  # half a 16-bit step
+    assert back.max() <= 1 - 2**-15 and back.min() >= -1  # clipped, not wrapped

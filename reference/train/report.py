@@ -3,6 +3,8 @@
 - ``--lossy``: the paper's metrics for ``encode --lossy`` per category of a corpus with a
   MANIFEST.tsv (SNR, MSE in dB of full scale, compression ratio, seconds of processing per
   second of audio), to set beside Obaid & Kadhim's Table 1.
+- ``--levels``: size and in-process encode/decode speed of every level, with the default
+  model and without (the plain path).
 - ``--ablation``: lossless bits with no model, with the model as probability model (MODEL_
   PREDICTED), and with the lossy VAE as a subtractive core (its latents plus the exactly coded
   difference), the design the paper's system suggests and this codec does not use.
@@ -98,11 +100,33 @@ def ablation(files, residual, lossy) -> dict:
     return {k: 100.0 * v / totals["pcm"] for k, v in totals.items() if k != "pcm"}
 
 
+def levels(files) -> list[tuple]:
+    rows = []
+    loaded = [read_wav(path) for path in files]
+    audio = sum(len(pcm) / fmt.sample_rate for pcm, fmt in loaded)
+    pcm_bytes = sum(pcm.size * ((fmt.bits_per_sample + 7) // 8) for pcm, fmt in loaded)
+    for level in range(9):
+        for model in ("default", None):
+            size = encode_s = decode_s = 0.0
+            for pcm, fmt in loaded:
+                started = time.perf_counter()
+                stream = _encode(pcm, fmt, level=level, model=model)
+                encode_s += time.perf_counter() - started
+                started = time.perf_counter()
+                _decode(stream)
+                decode_s += time.perf_counter() - started
+                size += len(stream)
+            rows.append((level, model or "none", 100 * size / pcm_bytes, audio / encode_s,
+                         audio / decode_s))
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaelac.train.report")
     p.add_argument("corpus", type=Path)
     p.add_argument("--lossy", action="store_true")
     p.add_argument("--ablation", action="store_true")
+    p.add_argument("--levels", action="store_true")
     p.add_argument("--every", type=int, default=1, help="use every N-th file")
     args = p.parse_args(argv)
     files = sorted(args.corpus.glob("*.wav"))[:: args.every]
@@ -115,6 +139,11 @@ def main(argv=None) -> int:
                              key=lambda kv: (kv[0] == "all", kv[0])):
             print(f"| {key} | {r['files']} | {r['snr_db']:.2f} | {r['mse_db']:.2f} | "
                   f"{r['ratio']:.2f} | {r['seconds_per_second']:.4f} |")
+    if args.levels:
+        print("| level | model | size % of PCM | encode x-RT | decode x-RT |")
+        print("|---|---|---|---|---|")
+        for level, model, size, enc, dec in levels(files):
+            print(f"| -{level} | {model} | {size:.2f} | {enc:.0f} | {dec:.0f} |")
     if args.ablation:
         print("| coding | size % of PCM |")
         print("|---|---|")
