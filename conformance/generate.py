@@ -246,6 +246,10 @@ def build_vectors():
     head, blocks, frames = _blocks(base)
     yield bad("block_type_127", "forbidden metadata block type 127", "§4.1",
               _join(head, blocks[:1] + [(127, b"")] + blocks[1:], frames), "FormatError")
+    past_end = (head + g.BlockHeader.build(dict(is_last=0, block_type=0, length=40)) + blocks[0][1]
+                + g.BlockHeader.build(dict(is_last=1, block_type=1, length=2**24 - 1)) + bytes(100))
+    yield bad("block_length_past_end", "a PADDING block of length 2^24-1 in a 154-byte file",
+              "§4.1 §10", past_end, "TruncatedError")
 
 
 def _model_entry(model) -> dict:

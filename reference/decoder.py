@@ -124,8 +124,12 @@ class _Reader:
 
     def skip(self, n: int, structure: str) -> None:
         """Read and drop ``n`` bytes, holding at most one chunk (a strict read)."""
+        start, total = self.offset, n
         while n > 0:
-            part = self.read(min(n, _READ_CHUNK), structure)
+            part = self.read_upto(min(n, _READ_CHUNK))
+            if not part:
+                raise TruncatedError(f"{total} bytes expected, {self.offset - start} found before "
+                                     "the end", structure=structure, offset=start)
             n -= len(part)
 
     def read(self, n: int, structure: str, frame: int | None = None) -> bytes:
