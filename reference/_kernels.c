@@ -886,7 +886,59 @@ static PyObject *model_restore(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(bad);
 }
 
+/* ------------------------------------------------------ encoder analysis -- */
+
+/* Levinson-Durbin for the encoder's LPC search (not normative: it only chooses predictors).
+ * Operation for operation the pure-Python twin's loop, each step rounded to double and never
+ * fused (the extension is built with -ffp-contract=off), so both backends choose the same
+ * predictors and the encoder's output does not depend on the backend. */
+static PyObject *levinson(PyObject *self, PyObject *args) {
+    PyObject *r_obj, *c_obj, *e_obj;
+    int max_order;
+    if (!PyArg_ParseTuple(args, "OiOO", &r_obj, &max_order, &c_obj, &e_obj)) return NULL;
+    if (max_order < 1 || max_order > 32) {
+        PyErr_SetString(PyExc_ValueError, "levinson: max_order must be 1..32");
+        return NULL;
+    }
+    Py_buffer r, c, e;
+    if (get_buffer(r_obj, &r, 0, 8, "r") < 0) return NULL;
+    if (get_buffer(c_obj, &c, 1, 8, "coefs") < 0) { PyBuffer_Release(&r); return NULL; }
+    if (get_buffer(e_obj, &e, 1, 8, "errors") < 0) {
+        PyBuffer_Release(&r); PyBuffer_Release(&c); return NULL;
+    }
+    PyObject *result = NULL;
+    if (r.len / 8 < max_order + 1 || c.len / 8 < (Py_ssize_t)max_order * max_order
+        || e.len / 8 < max_order + 1) {
+        PyErr_SetString(PyExc_ValueError, "levinson: buffers too small");
+    } else {
+        const double *rp = r.buf;
+        double *coefs = c.buf, *errors = e.buf;
+        double a[32], next[32];
+        double err = rp[0] * (1 + 1e-9) + 1e-12;
+        errors[0] = err;
+        for (int m = 1; m <= max_order; m++) {
+            double acc = rp[m];
+            for (int j = 0; j < m - 1; j++) acc -= a[j] * rp[m - 1 - j];
+            double k = acc / err;
+            for (int j = 0; j < m - 1; j++) next[j] = a[j] - k * a[m - 2 - j];
+            next[m - 1] = k;
+            for (int j = 0; j < m; j++) a[j] = next[j];
+            double keep = 1 - k * k;
+            if (1e-12 > keep) keep = 1e-12; /* Python's max(keep, 1e-12), NaN included */
+            err *= keep;
+            errors[m] = err;
+            for (int j = 0; j < max_order; j++)
+                coefs[(Py_ssize_t)(m - 1) * max_order + j] = j < m ? a[j] : 0.0;
+        }
+        result = Py_None; Py_INCREF(result);
+    }
+    PyBuffer_Release(&r); PyBuffer_Release(&c); PyBuffer_Release(&e);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"levinson", levinson, METH_VARARGS,
+     "levinson(r, max_order, coefs, errors): LPC of every order 1..max_order (encoder only)."},
     {"lpc_residual", lpc_residual, METH_VARARGS,
      "lpc_residual(samples, coefs, order, shift, out): residual of int64 samples (spec 6.3)."},
     {"lpc_restore", lpc_restore, METH_VARARGS,

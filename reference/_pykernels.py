@@ -357,3 +357,21 @@ def model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross
         e_out[t] = et
         a = _stat_next(a, et)
     return -1
+
+
+def levinson(r, max_order, coefs, errors):
+    """Levinson–Durbin for the encoder's LPC search; the compiled twin does the same steps."""
+    r = [float(v) for v in r[:max_order + 1]]
+    err = r[0] * (1 + 1e-9) + 1e-12
+    errors[0] = err
+    a: list[float] = []
+    for m in range(1, max_order + 1):
+        acc = r[m]
+        for j, aj in enumerate(a):
+            acc -= aj * r[m - 1 - j]
+        k = acc / err
+        a = [aj - k * a[m - 2 - j] for j, aj in enumerate(a)] + [k]
+        err *= max(1 - k * k, 1e-12)
+        errors[m] = err
+        coefs[m - 1, :m] = a
+        coefs[m - 1, m:] = 0.0

@@ -126,13 +126,14 @@ class _ChannelAnalysis:
             if r[0] <= 0:
                 continue
             coefs, errors = levinson(r, max_order)
+            errors = errors.tolist()
             wsum = float(np.dot(w, w))
             for order in range(1, max_order + 1):
                 err = max(errors[order] / wsum, 1e-3)
                 est = 0.5 * (n - order) * math.log2(err) + order * (level.precisions[0] + 1)
                 est += 2.0 * (n - order)  # a Laplace coder's constant, for comparing with VERBATIM
                 self.candidates.append((est, order, win))
-                self._lpc[(win, order)] = coefs[order - 1]
+                self._lpc[(win, order)] = coefs[order - 1, :order]
                 best = min(best, est)
         self.candidates.sort()
         self.est_bits = min(best, n * self.width)
@@ -144,7 +145,8 @@ class _ChannelAnalysis:
         seen = set()
         for _, order, win in self.candidates[: self.level.tried_orders]:
             for precision in self.level.precisions:
-                coefs, shift, coef_bits = quantize_coefficients(self._lpc[(win, order)], precision)
+                coefs, shift, coef_bits = quantize_coefficients(self._lpc[(win, order)].tolist(),
+                                                                precision)
                 key = (order, shift, coefs.tobytes())
                 if key in seen:
                     continue

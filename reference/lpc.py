@@ -44,25 +44,13 @@ def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
     return np.array([np.dot(x[: n - k], x[k:]) if k < n else 0.0 for k in range(max_lag + 1)])
 
 
-def levinson(r: np.ndarray, max_order: int) -> tuple[list[list[float]], list[float]]:
-    """Levinson–Durbin: predictor coefficients for every order 1..max_order and their errors.
-
-    Plain Python floats: for orders ≤ 32 this is several times faster than numpy's small arrays.
+def levinson(r: np.ndarray, max_order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Levinson–Durbin: predictor coefficients for every order 1..max_order (row m−1 holds the
+    m coefficients of order m, then zeros) and the prediction error of every order 0..max_order.
     """
-    r = [float(v) for v in r]
-    coefs: list[list[float]] = []
-    err = r[0] * (1 + 1e-9) + 1e-12
-    errors = [err]
-    a: list[float] = []
-    for m in range(1, max_order + 1):
-        acc = r[m]
-        for j, aj in enumerate(a):
-            acc -= aj * r[m - 1 - j]
-        k = acc / err
-        a = [aj - k * a[m - 2 - j] for j, aj in enumerate(a)] + [k]
-        err *= max(1 - k * k, 1e-12)
-        errors.append(err)
-        coefs.append(a)
+    coefs = np.empty((max_order, max_order))
+    errors = np.empty(max_order + 1)
+    kernels.levinson(np.ascontiguousarray(r, dtype=np.float64), max_order, coefs, errors)
     return coefs, errors
 
 

@@ -112,3 +112,30 @@ def test_bit_unpacking_small_and_vectorised_agree(width, values):
                              max_size=40))
     data = pack_signed(np.array(x, np.int64), width)
     assert unpack_small(data, len(x), width) == x == unpack_signed(data, len(x), width).tolist()
+
+
+@given(signal=st.lists(st.integers(-2**23, 2**23 - 1), min_size=2, max_size=400),
+       max_order=st.integers(1, 32), walk=st.booleans())
+def test_compiled_and_python_levinson_agree_exactly(signal, max_order, walk):
+    """The encoder's LPC search: both backends must choose the same predictors, so the
+    encoder's output does not depend on whether the extension was built."""
+    from vaelac.lpc import autocorrelation, window
+
+    x = np.array(signal, np.float64)
+    if walk:
+        x = np.cumsum(x)
+    r = autocorrelation(x * window("tukey50", len(x)), max_order)
+    results = []
+    for impl in (c_impl, py_impl):
+        coefs, errors = np.empty((max_order, max_order)), np.empty(max_order + 1)
+        impl.levinson(r, max_order, coefs, errors)
+        results.append((coefs, errors))
+    (c1, e1), (c2, e2) = results
+    assert np.array_equal(c1, c2, equal_nan=True) and np.array_equal(e1, e2, equal_nan=True)
+    if r[0] > 0 and max_order < len(x) // 2 and np.isfinite(e1).all():
+        # Row m-1 solves the order-m normal equations (the Levinson recursion's meaning).
+        m = max_order
+        toeplitz = np.array([[r[abs(i - j)] for j in range(m)] for i in range(m)])
+        toeplitz[np.diag_indices(m)] = r[0] * (1 + 1e-9) + 1e-12
+        assert np.allclose(toeplitz @ c1[m - 1], r[1:m + 1], rtol=1e-6,
+                           atol=1e-6 * abs(r[0]) + 1e-9)
