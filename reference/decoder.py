@@ -474,9 +474,10 @@ class StreamDecoder:
         if remaining is not None and count != min(info.frame_length, remaining):
             raise bad(FormatError, f"sample_count {min(info.frame_length, remaining)} expected, "
                       f"found {count}", "§5.2")
-        if head.channel_mode > ChannelMode.MID_SIDE or (head.channel_mode and info.channels < 2):
-            raise bad(UnsupportedError, f"channel_mode {head.channel_mode} is reserved or needs "
-                      "two channels", "§6.1")
+        if head.channel_mode > ChannelMode.MID_SIDE:
+            raise bad(UnsupportedError, f"channel_mode {head.channel_mode} is reserved", "§5.1")
+        if head.channel_mode and info.channels < 2:
+            raise bad(FormatError, f"channel_mode {head.channel_mode} needs two channels", "§5.1")
         limit = max_frame_payload_bytes(info.frame_length, info.channels)
         if head.payload_length > limit:
             raise bad(LimitError, f"payload_length {head.payload_length} exceeds the limit "

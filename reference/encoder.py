@@ -269,9 +269,15 @@ def encode_lossy_frame(pcm: np.ndarray, frame_index: int, bits: int, model: Mode
     for c in range(pcm.shape[1]):
         symbols = lossy.encode_block_symbols(model, pcm[:, c])
         data = lossy.code_symbols(model, symbols)
-        parts.append(grammar.Subframe.build(dict(
+        subframe = grammar.Subframe.build(dict(
             subframe_type=SubframeType.MODEL_LOSSY, wasted_bits=0,
-            body=dict(data_length=len(data), data=data))))
+            body=dict(data_length=len(data), data=data)))
+        verbatim = _verbatim_subframe(pcm[:, c], bits, 0)
+        if len(subframe) > len(verbatim):  # keeps the payload within the §5.1 limit
+            parts.append(verbatim)
+            decoded.append(pcm[:, c])
+            continue
+        parts.append(subframe)
         decoded.append(lossy.decode_samples(model, symbols, len(pcm), lo, hi))
     payload = b"".join(parts)
     head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,

@@ -25,7 +25,7 @@ MAX_METADATA_LENGTH = 2**METADATA_LENGTH_BITS - 1
 
 
 class BlockType(enum.IntEnum):
-    """Metadata block types (§4.1); 7–126 are reserved, 127 is forbidden."""
+    """Metadata block types (§4.1); 6–126 are reserved, 127 is forbidden."""
 
     STREAMINFO = 0
     PADDING = 1
@@ -77,7 +77,7 @@ STAT_SHIFT = 4  # running mean A is 16 x mean(v): A += v - (A >> STAT_SHIFT)
 NUM_CONTEXTS = 64
 PRIOR_TOP = 40  # §7.3 initial tree weights 2**max(PRIOR_TOP - distance, 0)
 PRIOR_MIN = 512  # §7.3 initial probabilities are clamped to [PRIOR_MIN, 2**16 - PRIOR_MIN]
-MAX_RESIDUAL_BITLEN = 56  # bit length of the zig-zag value; residuals are below 2**55 in magnitude
+MAX_RESIDUAL_BITLEN = 56  # of the zig-zag value: |residual| <= 2**55 (2**56 - 1 is -2**55)
 MAX_INITIAL_MEAN_LOG2 = 55
 
 PCM_MD5_UNKNOWN = bytes(16)

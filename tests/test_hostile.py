@@ -201,3 +201,13 @@ def test_hostile_wav_chunk_sizes_fail_small(tmp_path, data, match):
     result, took, peak = measured(lambda: WavReader(path))
     assert isinstance(result, vaelac.WavError) and match in str(result), result
     assert took < 1 and peak < 4, (took, peak)
+
+
+@pytest.mark.parametrize("mode, error", [(1, vaelac.FormatError), (3, vaelac.FormatError),
+                                         (4, vaelac.UnsupportedError)])
+def test_a_side_channel_mode_needs_two_channels_and_reserved_modes_are_unsupported(mode, error):
+    """§5.1: modes 1-3 in a mono stream are malformed (FormatError, not UnsupportedError,
+    which is kept for values a later version may define)."""
+    data = head(channels=1, total=4) + frame(0, 4, constant(0), mode=mode)
+    result = decode_fails(data, error)
+    assert type(result) is error

@@ -324,3 +324,23 @@ def test_the_shipped_model_makes_real_speech_smaller(corpus_dir):
 
 
 _DEMO = __import__("pathlib").Path(vaelac.__file__).parent / "data" / "demo.wav"
+
+
+def test_a_lossy_frame_that_would_outgrow_verbatim_is_coded_verbatim():
+    """§5.1: an encoder never writes a payload over the limit. At 2 bits per sample the
+    shipped lossy model's latents cost more than the samples, so each channel goes VERBATIM
+    (exact), and the stream still decodes to what its MD5 says."""
+    lossy = default_model(ModelKind.LOSSY)
+    if lossy is None:
+        pytest.skip("no shipped lossy model")
+    rng = np.random.default_rng(5)
+    pcm = rng.integers(-2, 2, size=(3000, 2)).astype(np.int32)
+    buf = io.BytesIO()
+    with vaelac.StreamEncoder(buf, 8000, 2, 2, lossy=lossy, total_samples=len(pcm)) as enc:
+        enc.write(pcm)
+    decoder = vaelac.StreamDecoder(io.BytesIO(buf.getvalue()))
+    decoder.keep_frame_infos = True
+    out = np.concatenate(list(decoder))
+    assert decoder.info.lossy
+    assert np.array_equal(out, pcm)  # every subframe VERBATIM: nothing was lost
+    assert all(set(f.subframe_types) == {1} for f in decoder.frames)

@@ -79,3 +79,18 @@ def test_appendix_a3_predicted_frame_and_its_arithmetic():
     assert s == x.tolist()
     for text in ("4961, -4384, 1443", "0, 100, 0, 30, 31, 33", "C7 11 FA E5", "93 "):
         assert text in SPEC
+
+
+def test_the_well_known_models_table_names_the_shipped_files():
+    """§8.7 lists each shipped model's size and SHA-256; the files must be exactly those."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    section = SPEC[SPEC.index("### 8.7 Well-known models"):SPEC.index("## 9. Decoder errors")]
+    rows = re.findall(r"\| `([\w-]+)` \| \w+ [^|]*\| ([\d ]+) \| `([0-9a-f]{64})` \|", section)
+    shipped = sorted((root / "reference" / "data" / "models").glob("*.vaem"))
+    assert sorted(name for name, _, _ in rows) == [p.stem for p in shipped]
+    for name, size, digest in rows:
+        data = (root / "reference" / "data" / "models" / f"{name}.vaem").read_bytes()
+        assert len(data) == int(size.replace(" ", ""))
+        assert hashlib.sha256(data).hexdigest() == digest
