@@ -62,18 +62,59 @@ def info(file: FileLike) -> StreamInfo:
         return StreamDecoder(f).info
 
 
-def blocks(file: FileLike, blocksize: int | None = None, *, dtype: str = "int32",
-           always_2d: bool = False) -> Iterator[np.ndarray]:
+def _span(info: StreamInfo, frames: int, start: int, stop: int | None) -> tuple[int, int | None]:
+    """soundfile's (frames, start, stop) as [first, last) sample indexes; last None = to the end.
+    Negative start/stop count from the end (a known length is needed)."""
+    if frames >= 0 and stop is not None:
+        raise ValueError("give frames or stop, not both")
+    total = info.total_samples
+    if (start < 0 or (stop is not None and stop < 0)) and total is None:
+        raise ValueError("negative start/stop need a stream of known length")
+    if start < 0:
+        start = max(total + start, 0)
+    if total is not None:
+        start = min(start, total)
+    if stop is not None:
+        stop = max(stop + total, 0) if stop < 0 else stop
+        if total is not None:
+            stop = min(stop, total)
+        stop = max(stop, start)
+    elif frames >= 0:
+        stop = start + frames if total is None else min(start + frames, total)
+    return start, stop
+
+
+def _decoded(dec: StreamDecoder, start: int, stop: int | None) -> Iterator[np.ndarray]:
+    """The samples [start, stop) of an open stream, frame by frame (trimmed at the ends)."""
+    if start:
+        dec.seek(start)
+    left = None if stop is None else stop - start
+    for pcm in dec:
+        if left is not None:
+            if left <= 0:
+                return
+            pcm = pcm[:left]
+            left -= len(pcm)
+        if len(pcm):
+            yield pcm
+
+
+def blocks(file: FileLike, blocksize: int | None = None, *, frames: int = -1, start: int = 0,
+           stop: int | None = None, dtype: str = "int32", always_2d: bool = False
+           ) -> Iterator[np.ndarray]:
     """Decode in bounded memory, yielding arrays of ``blocksize`` frames (default: per frame).
 
-    The stream's CRCs are checked as it goes and its MD5 after the last block.
+    ``start``/``stop``/``frames`` select samples as in soundfile (``StreamDecoder.seek`` jumps
+    there through the seek table). The stream's CRCs are checked as it goes, and its MD5 after
+    the last block when the whole stream was read.
     """
     with _opened(file) as f:
         dec = StreamDecoder(f)
         bits = dec.info.bits_per_sample
+        first, last = _span(dec.info, frames, start, stop)
         pending: list[np.ndarray] = []
         held = 0
-        for pcm in dec:
+        for pcm in _decoded(dec, first, last):
             if blocksize is None:
                 yield _convert(pcm, bits, dtype, always_2d)
                 continue
@@ -88,16 +129,19 @@ def blocks(file: FileLike, blocksize: int | None = None, *, dtype: str = "int32"
             yield _convert(np.concatenate(pending), bits, dtype, always_2d)
 
 
-def read(file: FileLike, *, dtype: str = "int32", always_2d: bool = False
-         ) -> tuple[np.ndarray, int]:
-    """Decode a whole stream: (data, samplerate), data of shape (frames,) or (frames, channels).
+def read(file: FileLike, frames: int = -1, start: int = 0, stop: int | None = None, *,
+         dtype: str = "int32", always_2d: bool = False) -> tuple[np.ndarray, int]:
+    """Decode a stream, or the samples ``start``…``stop`` of it (or ``frames`` of them from
+    ``start``), as soundfile.read does: (data, samplerate), data of shape (frames,) or
+    (frames, channels). Seeking uses the stream's seek table (``StreamDecoder.seek``).
 
     Integer output keeps the stored values (a signed dtype at least as wide as the stream's
     depth; ``int32`` always fits); ``dtype="float32"`` scales by 2**(bits-1).
     """
     with _opened(file) as f:
         dec = StreamDecoder(f)
-        parts = list(dec)
+        first, last = _span(dec.info, frames, start, stop)
+        parts = list(_decoded(dec, first, last))
         nch = dec.info.channels
         pcm = np.concatenate(parts) if parts else np.zeros((0, nch), np.int32)
         return _convert(pcm, dec.info.bits_per_sample, dtype, always_2d), dec.info.sample_rate

@@ -211,6 +211,11 @@ class StreamDecoder:
         self._silence_frames = 0
         if not hasattr(fileobj, "peek"):
             fileobj = io.BufferedReader(_RawAdapter(fileobj))
+        try:
+            self._seekable = bool(fileobj.seekable())
+            self._origin = fileobj.tell() if self._seekable else 0
+        except (OSError, ValueError, AttributeError):
+            self._seekable, self._origin = False, 0
         self._reader = _Reader(fileobj)
         self._embedded_models: list[bytes] = []
         self._model: Model | None = None
@@ -221,6 +226,8 @@ class StreamDecoder:
         self._digest = PcmDigest(self.info.bits_per_sample)
         self.frames: list[FrameInfo] = []
         self.keep_frame_infos = False
+        self._seeked = False  # after seek() the PCM MD5 cannot be checked
+        self._drop = 0  # samples of the next frame that precede the seek target
 
     # -- head (§3, §4) ----------------------------------------------------------------------
     def _read_head(self) -> StreamInfo:
@@ -325,7 +332,92 @@ class StreamDecoder:
             block = self.read_frame()
             if block is None:
                 return
+            if self._drop:
+                block, self._drop = block[self._drop:], 0
             yield block
+
+    def seek(self, sample: int) -> None:
+        """Make iteration continue at ``sample`` (0 … total_samples, per channel).
+
+        On a seekable file the decoder jumps to the SEEKTABLE point at or before the target's
+        frame (§4.4), or to the first frame, and then steps over whole frames by their headers
+        (sync, CRC-8 and frame_index checked, payloads skipped unread) — frames are fixed-length
+        (§5.2), so the target's frame is known. A file that cannot seek is read forward to the
+        target. After a seek the stream's PCM MD5 is not checked (the frames' CRCs still are).
+        """
+        info = self.info
+        fl = info.frame_length
+        if self.keep_going:
+            raise ValueError("seek() is not available with keep_going")
+        if sample < 0 or (info.total_samples is not None and sample > info.total_samples):
+            raise ValueError(f"sample {sample} is outside 0..{info.total_samples}")
+        self._seeked = True
+        target = sample // fl
+        seekable = self._seekable
+        if seekable and (self._expected_frame > target or self._drop):
+            self._jump(0, 0)
+        if seekable:
+            points = [p for p in info.seek_points if p[0] % fl == 0
+                      and self._expected_frame * fl < p[0] <= target * fl]
+            if points:
+                sample_number, byte_offset = max(points)
+                self._jump(sample_number // fl, byte_offset)
+                if not self._frame_header_here():
+                    self._jump(0, 0)  # a wrong seek point: step from the first frame
+        elif self._expected_frame > target:
+            raise ValueError("this file cannot seek backwards")
+        self._hop_to(target)
+        self._drop = sample - self._samples_done if self._expected_frame == target else 0
+
+    def _jump(self, frame: int, byte_offset: int) -> None:
+        r = self._reader
+        r.offset = self.info.first_frame_offset + byte_offset
+        r.file.seek(self._origin + r.offset)
+        r.pushback.clear()
+        self._expected_frame = frame
+        self._samples_done = frame * self.info.frame_length
+        self._drop = 0
+
+    def _next_header(self):
+        """The next frame header if it is the expected one (sync, CRC-8, index and sizes
+        hold), else None; the reader stays where it was."""
+        info = self.info
+        r = self._reader
+        head_bytes = r.read_upto(FRAME_HEADER_BYTES)
+        r.unread(head_bytes)
+        if len(head_bytes) < FRAME_HEADER_BYTES:
+            return None
+        head = _FRAME_HEADER.parse(head_bytes)
+        valid = (head.sync == FRAME_SYNC and crc8(head_bytes[:-1]) == head.header_crc8
+                 and head.frame_index == self._expected_frame
+                 and 1 <= head.sample_count <= info.frame_length
+                 and head.payload_length
+                 <= max_frame_payload_bytes(info.frame_length, info.channels))
+        return head if valid else None
+
+    def _frame_header_here(self) -> bool:
+        return self._next_header() is not None
+
+    def _hop_to(self, target: int) -> None:
+        """Step over whole frames until frame ``target`` is next or the stream ends; a frame
+        whose header is wrong is left for decoding to report."""
+        info = self.info
+        r = self._reader
+        while self._expected_frame < target:
+            if info.total_samples is not None and self._samples_done >= info.total_samples:
+                return
+            head = self._next_header()
+            if head is None:
+                return  # the end of the stream, or a damaged frame that decoding reports
+            size = FRAME_HEADER_BYTES + head.payload_length + FRAME_CRC_BYTES
+            if self._seekable:
+                r.offset += size
+                r.pushback.clear()
+                r.file.seek(self._origin + r.offset)
+            else:
+                r.skip(size, "frame")
+            self._expected_frame += 1
+            self._samples_done += head.sample_count
 
     def read_frame(self) -> np.ndarray | None:
         """The next frame's samples, or None at the end of the stream (after all checks).
@@ -632,8 +724,8 @@ class StreamDecoder:
         if info.total_samples is not None and self._samples_done != info.total_samples:
             raise TruncatedError(f"{self._samples_done} of {info.total_samples} samples "
                                  "decoded", structure="stream", offset=self._reader.offset)
-        if any(d.samples for d in self.damage):
-            return  # the MD5 cannot match audio with silence in it; the damage is reported
+        if any(d.samples for d in self.damage) or self._seeked:
+            return  # the MD5 covers all the audio: not after silence was filled in or a seek
         if info.pcm_md5 is not None and self._digest.digest() != info.pcm_md5:
             raise IntegrityError("decoded PCM does not match the stream's MD5",
                                  structure="STREAMINFO", offset=None, section="§4.2")
@@ -755,6 +847,16 @@ class _RawAdapter(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        seekable = getattr(self._f, "seekable", None)
+        return bool(seekable and seekable())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
 
     def readinto(self, b) -> int:
         data = self._f.read(len(b))

@@ -93,3 +93,90 @@ def test_float_data_are_written_like_soundfile_writes_them(tmp_path):
     inside = np.abs(x) < 1 - 2**-15
     assert np.all(np.abs(back - x)[inside] <= 2**-16 + 1e-12)  # half a 16-bit step
     assert back.max() <= 1 - 2**-15 and back.min() >= -1  # clipped, not wrapped
+
+
+class _ForwardOnly(io.RawIOBase):
+    """A pipe-like file: read() only, no seek."""
+
+    def __init__(self, data: bytes):
+        self._buf = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        chunk = self._buf.read(min(len(b), 777))
+        b[:len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.fixture(scope="module")
+def seekable_stream():
+    """35 s of 8 kHz stereo in 2048-sample frames: seek points at 0, 10, 20 and 30 s."""
+    data = make_signal("walk", 35 * 8000 + 123, 2, 16, seed=9)
+    buf = io.BytesIO()
+    with vaelac.StreamEncoder(buf, 8000, 2, 16, total_samples=len(data),
+                              frame_length=2048) as enc:
+        enc.write(data)
+    stream = buf.getvalue()
+    assert len(vaelac.info(io.BytesIO(stream)).seek_points) >= 3
+    return data, stream
+
+
+@pytest.mark.parametrize("start, stop", [(0, None), (0, 1), (1, 2047), (2047, 2049),
+                                         (2048, 4096), (80000, 80001), (81920, 200000),
+                                         (123456, None), (-1, None), (-3000, -7),
+                                         (280122, None), (280123, None), (5, 5)])
+def test_read_start_stop_equal_slicing_the_whole_signal(seekable_stream, start, stop):
+    data, stream = seekable_stream
+    for f in (io.BytesIO(stream), io.BufferedReader(_ForwardOnly(stream))):
+        out, rate = vaelac.read(f, start=start, stop=stop, always_2d=True)
+        assert rate == 8000 and np.array_equal(out, data[start:stop]), (start, stop, out.shape)
+
+
+def test_frames_and_blocks_take_the_same_span(seekable_stream):
+    data, stream = seekable_stream
+    out, _ = vaelac.read(io.BytesIO(stream), 5000, 100001, always_2d=True)
+    assert np.array_equal(out, data[100001:105001])
+    parts = list(vaelac.blocks(io.BytesIO(stream), 999, start=170003, stop=250000,
+                               always_2d=True))
+    assert {len(p) for p in parts[:-1]} == {999}
+    assert np.array_equal(np.concatenate(parts), data[170003:250000])
+    with pytest.raises(ValueError, match="frames or stop"):
+        vaelac.read(io.BytesIO(stream), 10, 0, 20)
+
+
+def test_seek_uses_the_table_and_survives_a_wrong_one(seekable_stream):
+    data, stream = seekable_stream
+    info = vaelac.info(io.BytesIO(stream))
+    points = info.seek_points
+    frames_at = info.first_frame_offset
+    # Spoil the second frame's sync: stepping frame by frame from the start would stop there,
+    # so reading past the last seek point works only if the seek table was used.
+    spoiled = bytearray(stream)
+    spoiled[frames_at + points[0][1] + 14 + int.from_bytes(stream[frames_at + 9:frames_at + 13],
+                                                            "big") + 4] ^= 0xFF
+    with pytest.raises(vaelac.FormatError):
+        vaelac.read(io.BytesIO(bytes(spoiled)))
+    at = points[-1][0] + 5
+    out, _ = vaelac.read(io.BytesIO(bytes(spoiled)), start=at, stop=at + 3000, always_2d=True)
+    assert np.array_equal(out, data[at:at + 3000])
+    # A table whose offsets are wrong (the format forbids rejecting it, §4.4): the decoder
+    # notices that no frame header is there and steps from the first frame instead.
+    table_at = stream.index(points[1][1].to_bytes(8, "big"), 0, frames_at)
+    broken = bytearray(stream)
+    broken[table_at:table_at + 8] = (points[1][1] + 3).to_bytes(8, "big")
+    assert vaelac.info(io.BytesIO(bytes(broken))).seek_points[1][1] == points[1][1] + 3
+    at = points[1][0] + 17
+    out, _ = vaelac.read(io.BytesIO(bytes(broken)), start=at, stop=at + 5000, always_2d=True)
+    assert np.array_equal(out, data[at:at + 5000])
+
+
+def test_after_a_seek_damage_is_still_caught(seekable_stream):
+    data, stream = seekable_stream
+    damaged = bytearray(stream)
+    damaged[-100] ^= 0x10  # inside the last frame's payload
+    with pytest.raises(vaelac.IntegrityError):
+        vaelac.read(io.BytesIO(bytes(damaged)), start=len(data) - 3000)
+    out, _ = vaelac.read(io.BytesIO(bytes(damaged)), stop=1000, always_2d=True)
+    assert np.array_equal(out, data[:1000])  # the damage is outside what was asked for

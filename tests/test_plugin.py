@@ -278,3 +278,15 @@ def test_readme_example(tmp_path, monkeypatch):
     assert plugin.is_registered()
     assert key(AudioSegment.from_file(tmp_path / "song.vae")) == key(song)
     assert plugin.tags_of(tmp_path / "song.vae") == {"title": "demo"}
+
+
+def test_start_second_and_duration_match_pydub_slicing(tmp_path):
+    """from_file(start_second=, duration=) seeks (the seek table of a 25 s stream) and gives
+    what slicing the whole segment gives."""
+    seg = make_segment(2, 2, 8000, 8000 * 25, seed=12)
+    seg.export(tmp_path / "long.vae", format="vae")
+    for start, duration in ((12.5, 3), (0, 0.25), (24.9, 3), (10, None), (30, 1)):
+        part = AudioSegment.from_file(tmp_path / "long.vae", start_second=start,
+                                      duration=duration)
+        end = None if duration is None else int(1000 * (start + duration))
+        assert key(part) == key(seg[int(1000 * start):end]), (start, duration)
