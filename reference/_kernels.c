@@ -888,6 +888,48 @@ static PyObject *model_restore(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------ encoder analysis -- */
 
+/* Autocorrelation for the encoder's LPC search (not normative): r[k] = sum of x[i] * x[i+k],
+ * each r[k] summed in increasing i, one rounding per product and per addition (no fusing,
+ * -ffp-contract=off), exactly as the pure-Python twin does. The lags are independent sums, so
+ * the loop over k vectorises without reordering any sum: the result does not depend on the
+ * CPU or on a BLAS library. */
+VECTOR_CLONES static void autocorrelation_loop(const double *x, Py_ssize_t n, int max_lag,
+                                               double *r) {
+    for (int k = 0; k <= max_lag; k++) r[k] = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double xi = x[i];
+        Py_ssize_t lags = n - 1 - i < max_lag ? n - 1 - i : max_lag;
+        for (Py_ssize_t k = 0; k <= lags; k++) r[k] += xi * x[i + k];
+    }
+}
+
+static PyObject *autocorrelation(PyObject *self, PyObject *args) {
+    PyObject *x_obj, *r_obj;
+    int max_lag;
+    if (!PyArg_ParseTuple(args, "OiO", &x_obj, &max_lag, &r_obj)) return NULL;
+    if (max_lag < 0 || max_lag > 32) {
+        PyErr_SetString(PyExc_ValueError, "autocorrelation: max_lag must be 0..32");
+        return NULL;
+    }
+    Py_buffer x, r;
+    if (get_buffer(x_obj, &x, 0, 8, "x") < 0) return NULL;
+    if (get_buffer(r_obj, &r, 1, 8, "r") < 0) { PyBuffer_Release(&x); return NULL; }
+    PyObject *result = NULL;
+    if (r.len / 8 < max_lag + 1) {
+        PyErr_SetString(PyExc_ValueError, "autocorrelation: r too small");
+    } else {
+        const double *xp = x.buf;
+        double *rp = r.buf;
+        Py_ssize_t n = x.len / 8;
+        Py_BEGIN_ALLOW_THREADS
+        autocorrelation_loop(xp, n, max_lag, rp);
+        Py_END_ALLOW_THREADS
+        result = Py_None; Py_INCREF(result);
+    }
+    PyBuffer_Release(&x); PyBuffer_Release(&r);
+    return result;
+}
+
 /* Levinson-Durbin for the encoder's LPC search (not normative: it only chooses predictors).
  * Operation for operation the pure-Python twin's loop, each step rounded to double and never
  * fused (the extension is built with -ffp-contract=off), so both backends choose the same
@@ -937,6 +979,8 @@ static PyObject *levinson(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
+    {"autocorrelation", autocorrelation, METH_VARARGS,
+     "autocorrelation(x, max_lag, r): r[k] = sum of x[i]*x[i+k], in order (encoder only)."},
     {"levinson", levinson, METH_VARARGS,
      "levinson(r, max_order, coefs, errors): LPC of every order 1..max_order (encoder only)."},
     {"lpc_residual", lpc_residual, METH_VARARGS,

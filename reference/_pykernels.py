@@ -375,3 +375,14 @@ def levinson(r, max_order, coefs, errors):
         errors[m] = err
         coefs[m - 1, :m] = a
         coefs[m - 1, m:] = 0.0
+
+
+def autocorrelation(x, max_lag, r):
+    """r[k] = sum of x[i] * x[i+k] in increasing i, as the compiled twin sums it."""
+    values = [float(v) for v in x]
+    n = len(values)
+    for k in range(max_lag + 1):
+        acc = 0.0
+        for i in range(n - k):
+            acc += values[i] * values[i + k]
+        r[k] = acc

@@ -39,9 +39,11 @@ def window(kind: str, n: int) -> np.ndarray:
 
 
 def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """Autocorrelation of a float signal for lags 0..max_lag."""
-    n = len(x)
-    return np.array([np.dot(x[: n - k], x[k:]) if k < n else 0.0 for k in range(max_lag + 1)])
+    """Autocorrelation of a float signal for lags 0..max_lag, each lag summed in order (so the
+    encoder's choices do not depend on the CPU or a BLAS library)."""
+    r = np.empty(max_lag + 1)
+    kernels.autocorrelation(np.ascontiguousarray(x, dtype=np.float64), max_lag, r)
+    return r
 
 
 def levinson(r: np.ndarray, max_order: int) -> tuple[np.ndarray, np.ndarray]:

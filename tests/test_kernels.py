@@ -117,14 +117,22 @@ def test_bit_unpacking_small_and_vectorised_agree(width, values):
 @given(signal=st.lists(st.integers(-2**23, 2**23 - 1), min_size=2, max_size=400),
        max_order=st.integers(1, 32), walk=st.booleans())
 def test_compiled_and_python_levinson_agree_exactly(signal, max_order, walk):
-    """The encoder's LPC search: both backends must choose the same predictors, so the
-    encoder's output does not depend on whether the extension was built."""
+    """The encoder's LPC search (autocorrelation and Levinson): both backends must choose the
+    same predictors, so the encoder's output does not depend on whether the extension was
+    built."""
     from vaelac.lpc import autocorrelation, window
 
     x = np.array(signal, np.float64)
     if walk:
         x = np.cumsum(x)
-    r = autocorrelation(x * window("tukey50", len(x)), max_order)
+    windowed = x * window("tukey50", len(x))
+    r = autocorrelation(windowed, max_order)
+    r_python = np.empty(max_order + 1)
+    py_impl.autocorrelation(windowed, max_order, r_python)
+    assert np.array_equal(r, r_python)  # each lag summed in the same order
+    lags = [float(np.dot(windowed[:len(x) - k], windowed[k:])) if k < len(x) else 0.0
+            for k in range(max_order + 1)]
+    assert np.allclose(r, lags, rtol=1e-9, atol=1e-9 * abs(r[0]))
     results = []
     for impl in (c_impl, py_impl):
         coefs, errors = np.empty((max_order, max_order)), np.empty(max_order + 1)
