@@ -235,19 +235,30 @@ def _roundtrip_cases(encoder: str, decoder: str, label: str, work: Path, example
                                                keep / "case.out.wav"))
             raise AssertionError(problem)
 
+    def passed_name() -> str:
+        real = ", ".join(f"{count} real recordings changed by {how}"
+                         for how, count in sorted(sources.items()) if how != "synthetic")
+        return f"round trip {label} ({counter[0]} cases{': ' + real if real else ''}, seed {seed})"
+
+    return _property_case(check, failure, "roundtrip", passed_name,
+                          f"round trip {label} (seed {seed})")
+
+
+def _property_case(check, failure: dict, group: str, passed_name, failed_name: str
+                   ) -> list["Case"]:
+    """Run a hypothesis property and report it as one Case: passed (named by
+    ``passed_name()``, which may count the cases run), or the shrunk minimal failure that
+    ``check`` recorded in ``failure`` (reason, reproducing command)."""
     start = time.monotonic()
     try:
         check()
-        real = ", ".join(f"{count} real recordings changed by {how}"
-                         for how, count in sorted(sources.items()) if how != "synthetic")
-        return [Case(f"round trip {label} ({counter[0]} cases{': ' + real if real else ''}, "
-                     f"seed {seed})", "roundtrip", True, seconds=time.monotonic() - start)]
+        return [Case(passed_name(), group, True, seconds=time.monotonic() - start)]
     except Exception:  # noqa: BLE001 - any failure of the implementation under test is a finding
         if not failure:
             import traceback
 
             failure["reason"] = "the kit itself failed: " + traceback.format_exc(limit=2)[-300:]
-        return [Case(f"round trip {label} (seed {seed})", "roundtrip", False,
+        return [Case(failed_name, group, False,
                      "minimal failing case: " + failure.get("reason", "?"),
                      time.monotonic() - start, failure.get("reproduce", ""))]
 
@@ -321,19 +332,10 @@ def _faulty_cases(decoder, work: Path, examples: int, seed: int, timeout: float)
                                               keep / "faulty.out.wav"))
             raise AssertionError(problem)
 
-    start = time.monotonic()
-    try:
-        check()
-        return [Case(f"damaged streams rejected ({counter[0]} cases: {', '.join(DAMAGES)}; "
-                     f"seed {seed})", "faulty", True, seconds=time.monotonic() - start)]
-    except Exception:  # noqa: BLE001 - any failure of the implementation under test is a finding
-        if not failure:
-            import traceback
-
-            failure["reason"] = "the kit itself failed: " + traceback.format_exc(limit=2)[-300:]
-        return [Case(f"damaged streams rejected (seed {seed})", "faulty", False,
-                     "minimal failing case: " + failure.get("reason", "?"),
-                     time.monotonic() - start, failure.get("reproduce", ""))]
+    return _property_case(check, failure, "faulty",
+                          lambda: f"damaged streams rejected ({counter[0]} cases: "
+                                  f"{', '.join(DAMAGES)}; seed {seed})",
+                          f"damaged streams rejected (seed {seed})")
 
 
 def run(decoder=None, encoder=None, *, quick: bool = False,
