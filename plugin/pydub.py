@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .._atomic import atomic_output
-from ..api import _decoded, _opened
+from ..api import _decoded, _opened, _span
 from ..decoder import StreamDecoder
 from ..encoder import DEFAULT_LEVEL, LEVELS, StreamEncoder
 from ..spec.constants import SIGNATURE
@@ -225,9 +225,7 @@ def from_vae(cls, file, start_second=None, duration=None):
         info = dec.info
         first = int(round((start_second or 0) * info.sample_rate))
         last = None if duration is None else first + int(round(duration * info.sample_rate))
-        if info.total_samples is not None:  # pydub slices past the end to what there is
-            first = min(first, info.total_samples)
-            last = None if last is None else min(last, info.total_samples)
+        first, last = _span(info, -1, first, last)  # past the end: what there is, as pydub
         blocks = list(_decoded(dec, first, last))  # seeks to start_second (seek table)
     pcm = np.concatenate(blocks) if blocks else np.zeros((0, info.channels), np.int32)
     return pcm_to_segment(cls, pcm, info.bits_per_sample, info.sample_rate)

@@ -106,6 +106,17 @@ class _Reader:
         self.offset = 0
         self.pushback = bytearray()
         self.recording: bytearray | None = None
+        try:  # where the stream starts in the file, for seek()
+            self.seekable = bool(fileobj.seekable())
+            self.origin = fileobj.tell() if self.seekable else 0
+        except (OSError, ValueError, AttributeError):
+            self.seekable, self.origin = False, 0
+
+    def seek(self, offset: int) -> None:
+        """Continue reading at ``offset`` bytes from the start of the stream (seekable only)."""
+        self.file.seek(self.origin + offset)
+        self.offset = offset
+        self.pushback.clear()
 
     def read_upto(self, n: int) -> bytes:
         out = bytearray(self.pushback[:n])
@@ -211,11 +222,6 @@ class StreamDecoder:
         self._silence_frames = 0
         if not hasattr(fileobj, "peek"):
             fileobj = io.BufferedReader(_RawAdapter(fileobj))
-        try:
-            self._seekable = bool(fileobj.seekable())
-            self._origin = fileobj.tell() if self._seekable else 0
-        except (OSError, ValueError, AttributeError):
-            self._seekable, self._origin = False, 0
         self._reader = _Reader(fileobj)
         self._embedded_models: list[bytes] = []
         self._model: Model | None = None
@@ -353,7 +359,7 @@ class StreamDecoder:
             raise ValueError(f"sample {sample} is outside 0..{info.total_samples}")
         self._seeked = True
         target = sample // fl
-        seekable = self._seekable
+        seekable = self._reader.seekable
         if seekable and (self._expected_frame > target or self._drop):
             self._jump(0, 0)
         if seekable:
@@ -362,7 +368,7 @@ class StreamDecoder:
             if points:
                 sample_number, byte_offset = max(points)
                 self._jump(sample_number // fl, byte_offset)
-                if not self._frame_header_here():
+                if self._next_header() is None:
                     self._jump(0, 0)  # a wrong seek point: step from the first frame
         elif self._expected_frame > target:
             raise ValueError("this file cannot seek backwards")
@@ -370,10 +376,7 @@ class StreamDecoder:
         self._drop = sample - self._samples_done if self._expected_frame == target else 0
 
     def _jump(self, frame: int, byte_offset: int) -> None:
-        r = self._reader
-        r.offset = self.info.first_frame_offset + byte_offset
-        r.file.seek(self._origin + r.offset)
-        r.pushback.clear()
+        self._reader.seek(self.info.first_frame_offset + byte_offset)
         self._expected_frame = frame
         self._samples_done = frame * self.info.frame_length
         self._drop = 0
@@ -395,9 +398,6 @@ class StreamDecoder:
                  <= max_frame_payload_bytes(info.frame_length, info.channels))
         return head if valid else None
 
-    def _frame_header_here(self) -> bool:
-        return self._next_header() is not None
-
     def _hop_to(self, target: int) -> None:
         """Step over whole frames until frame ``target`` is next or the stream ends; a frame
         whose header is wrong is left for decoding to report."""
@@ -410,10 +410,8 @@ class StreamDecoder:
             if head is None:
                 return  # the end of the stream, or a damaged frame that decoding reports
             size = FRAME_HEADER_BYTES + head.payload_length + FRAME_CRC_BYTES
-            if self._seekable:
-                r.offset += size
-                r.pushback.clear()
-                r.file.seek(self._origin + r.offset)
+            if r.seekable:
+                r.seek(r.offset + size)
             else:
                 r.skip(size, "frame")
             self._expected_frame += 1
