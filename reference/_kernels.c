@@ -5,6 +5,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define X86_PATHS 1 /* an AVX2 and an SSE2 build of the model loops, chosen at load time */
+#endif
 
 #define PROB_BITS 16
 #define PROB_ONE (1u << PROB_BITS)
@@ -165,7 +169,7 @@ typedef struct {
 
 /* Initial probabilities (spec §7.3): each context's tree starts from a prior that halves the
  * weight of a bit length for every step away from the context's centre, max(c - 4, 0). */
-static void model_init(Model *m) {
+static void model_prior(Model *m) {
     Prob *p = (Prob *)m;
     size_t count = sizeof(Model) / sizeof(Prob);
     for (size_t i = 0; i < count; i++) p[i] = PROB_INIT;
@@ -185,6 +189,12 @@ static void model_init(Model *m) {
         }
     }
 }
+
+/* Every subframe starts from the same initial model: computed once (a few thousand
+ * divisions), then copied. */
+static Model INITIAL_MODEL;
+
+static void model_init(Model *m) { memcpy(m, &INITIAL_MODEL, sizeof *m); }
 
 static inline int bitlen64(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
 
@@ -394,19 +404,16 @@ static inline uint8_t dec_byte(Decoder *d) {
     return 0;
 }
 
+/* Written without a branch on the bit, whose value the CPU cannot predict: both outcomes are
+ * computed and one is selected (conditional moves). */
 static inline int dec_bit(Decoder *d, Prob *p) {
-    uint32_t bound = (d->range >> PROB_BITS) * *p;
-    int bit;
-    if (d->code < bound) {
-        d->range = bound;
-        *p += (PROB_ONE - *p) >> ADAPT_SHIFT;
-        bit = 0;
-    } else {
-        d->code -= bound;
-        d->range -= bound;
-        *p -= *p >> ADAPT_SHIFT;
-        bit = 1;
-    }
+    const uint32_t prob = *p;
+    const uint32_t bound = (d->range >> PROB_BITS) * prob;
+    const int bit = d->code >= bound;
+    const uint32_t mask = 0u - (uint32_t)bit;
+    d->code -= bound & mask;
+    d->range = bit ? d->range - bound : bound;
+    *p = (Prob)(bit ? prob - (prob >> ADAPT_SHIFT) : prob + ((PROB_ONE - prob) >> ADAPT_SHIFT));
     while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | dec_byte(d); }
     return bit;
 }
@@ -530,25 +537,38 @@ static PyObject *rc_decode(PyObject *self, PyObject *args) {
 
 /* The per-sample decoder network of a RESIDUAL model with its per-frame bias (§8.3, §8.4):
  * features (2H + 5) -> hidden (ReLU, clamped) -> one output. Every sum fits in int32 because
- * the model loader bounds weights, biases and fan-in (§8.1). The first layer's rows are copied
- * into rows padded with zeros to a multiple of 8 features, so that the sums run over a width
- * known at compile time (and vectorise); padding adds zeros, so the sums are unchanged. */
+ * the model loader bounds weights, biases and fan-in (§8.1), so every partial sum does too and
+ * the order of the additions cannot change a result. That freedom sets the layout: features
+ * are padded with zeros to a multiple of 8 (known at compile time), hidden units to a multiple
+ * of 8 (zero weights, zero bias: a padded unit is ReLU(0) = 0 with output weight 0), and the
+ * first layer is stored per block of 8 hidden units as pairs of features, unit by unit:
+ *     w1[block][pair][unit][2] = (W[8 block + unit][2 pair], W[8 block + unit][2 pair + 1]),
+ * so one block's 8 sums advance by two features with one multiply-add of 16 int16 (vpmaddwd)
+ * and no horizontal sums. Padding adds zeros, so the sums are unchanged. */
 #define FEATURE_PAD 8
+#define HIDDEN_BLOCK 8
 #define MAX_PADDED ((MAX_FEATURES + FEATURE_PAD - 1) / FEATURE_PAD * FEATURE_PAD)
+#define MAX_HIDDEN_PADDED ((MAX_HIDDEN + HIDDEN_BLOCK - 1) / HIDDEN_BLOCK * HIDDEN_BLOCK)
 
 typedef struct {
-    int history, features, padded, hidden, shift1, shift2;
+    int history, features, padded, hidden, blocks, shift1, shift2;
     int32_t b2;
-    int16_t *w1;  /* hidden x padded */
-    int32_t c1[MAX_HIDDEN];
-    int16_t w2[MAX_HIDDEN];
+    int16_t *w1;    /* blocks x (padded / 2) x HIDDEN_BLOCK x 2, see above */
+    int16_t *rows;  /* hidden x padded: W's rows, for the portable build */
+    int32_t c1[MAX_HIDDEN_PADDED];
+    int16_t w2[MAX_HIDDEN_PADDED];
+    int32_t w2_wide[MAX_HIDDEN_PADDED];  /* the same weights as int32 */
 } Net;
 
-static void release_net(Net *n) { free(n->w1); n->w1 = NULL; }
+static void release_net(Net *n) {
+    free(n->w1);
+    free(n->rows);
+    n->w1 = n->rows = NULL;
+}
 
 static int get_net(PyObject *obj, Net *n) {
     PyObject *w1_obj, *c1_obj, *w2_obj;
-    n->w1 = NULL;
+    n->w1 = n->rows = NULL;
     if (!PyArg_ParseTuple(obj, "iiiOOOi", &n->history, &n->shift1, &n->shift2, &w1_obj, &c1_obj,
                           &w2_obj, &n->b2)) return -1;
     if (n->history < 1 || n->history > MAX_HISTORY || n->shift1 < 0 || n->shift1 > 31 ||
@@ -570,17 +590,28 @@ static int get_net(PyObject *obj, Net *n) {
     if (!ok) {
         PyErr_SetString(PyExc_ValueError, "net: w1 must be hidden x (2H+5), w2 and c1 hidden");
     } else {
-        n->w1 = calloc((size_t)n->hidden * n->padded, sizeof(int16_t));
-        if (!n->w1) {
+        n->blocks = (n->hidden + HIDDEN_BLOCK - 1) / HIDDEN_BLOCK;
+        n->w1 = calloc((size_t)n->blocks * HIDDEN_BLOCK * n->padded, sizeof(int16_t));
+        n->rows = calloc((size_t)n->hidden * n->padded, sizeof(int16_t));
+        if (!n->w1 || !n->rows) {
+            release_net(n);
             PyErr_NoMemory();
             ok = 0;
         } else {
             const int16_t *src = w1.buf;
-            for (int i = 0; i < n->hidden; i++)
-                memcpy(n->w1 + (size_t)i * n->padded, src + (size_t)i * n->features,
+            for (int i = 0; i < n->hidden; i++) {
+                int16_t *block = n->w1 + (size_t)(i / HIDDEN_BLOCK) * HIDDEN_BLOCK * n->padded;
+                for (int j = 0; j < n->features; j++)
+                    block[(j / 2) * 2 * HIDDEN_BLOCK + (i % HIDDEN_BLOCK) * 2 + j % 2] =
+                        src[(size_t)i * n->features + j];
+                memcpy(n->rows + (size_t)i * n->padded, src + (size_t)i * n->features,
                        (size_t)n->features * sizeof(int16_t));
+            }
+            memset(n->c1, 0, sizeof n->c1);
+            memset(n->w2, 0, sizeof n->w2);
             memcpy(n->c1, c1.buf, (size_t)n->hidden * sizeof(int32_t));
             memcpy(n->w2, w2.buf, (size_t)n->hidden * sizeof(int16_t));
+            for (int i = 0; i < MAX_HIDDEN_PADDED; i++) n->w2_wide[i] = n->w2[i];
         }
     }
     PyBuffer_Release(&w1); PyBuffer_Release(&c1); PyBuffer_Release(&w2);
@@ -653,23 +684,101 @@ static inline void next_features(const int64_t *e, const int64_t *s, const int64
     }
 }
 
-/* The correction added to the LPC prediction of sample t (§8.3), for P padded features. */
-#define DEFINE_CORRECTION(P)                                                               \
-    static inline int64_t correction_##P(const Net *n, const int16_t *x, int k) {         \
+/* The correction added to the LPC prediction of sample t (§8.3), for P padded features: the
+ * first layer's sums, ReLU clamped to 0..ACTIVATION_MAX, the output sum, its bias and clamp,
+ * scaled to the residual's unit. Three builds of the same integer sums:
+ * - AVX2: one block of 8 hidden units is one register; a pair of features is one int32 lane
+ *   broadcast to all lanes, and one vpmaddwd adds w * x of both features to all 8 sums;
+ * - SSE2 (every x86-64 CPU): the same with two registers of 4 units; the hidden sums are packed
+ *   to int16 with saturation, which keeps their order, so clamping after the pack gives the
+ *   clamp of the int32 value, and pmaddwd multiplies them by the output weights;
+ * - portable C, one unit at a time (every platform; tests hold the three against each other). */
+static inline int64_t output_unit(const Net *n, int32_t o, int k) {
+    o = (o + n->b2) >> n->shift2;
+    if (o > OUTPUT_MAX) o = OUTPUT_MAX;
+    else if (o < -OUTPUT_MAX) o = -OUTPUT_MAX;
+    int kk = k < 40 ? k : 40;
+    return ((int64_t)o * ((int64_t)1 << kk)) >> OUTPUT_UNIT_SHIFT;
+}
+
+#if defined(X86_PATHS)
+#define AVX2_TARGET __attribute__((target("avx2")))
+#define DEFINE_CORRECTION_AVX2(P)                                                          \
+    AVX2_TARGET static inline int64_t correction_avx2_##P(const Net *n, const int16_t *x, \
+                                                          int k) {                         \
+        __m256i pairs[P / 2];                                                              \
+        for (int p = 0; p < P / 2; p++) {                                                  \
+            int32_t pair;                                                                  \
+            memcpy(&pair, x + 2 * p, sizeof pair);                                         \
+            pairs[p] = _mm256_set1_epi32(pair);                                            \
+        }                                                                                  \
+        const __m128i shift1 = _mm_cvtsi32_si128(n->shift1);                               \
+        const __m256i zero = _mm256_setzero_si256();                                       \
+        const __m256i top = _mm256_set1_epi32(ACTIVATION_MAX);                             \
+        __m256i out = zero;                                                                \
+        for (int b = 0; b < n->blocks; b++) {                                              \
+            const __m256i *w = (const __m256i *)(n->w1 + (size_t)b * HIDDEN_BLOCK * P);    \
+            __m256i acc = _mm256_loadu_si256((const __m256i *)(n->c1 + b * HIDDEN_BLOCK)); \
+            for (int p = 0; p < P / 2; p++)                                                \
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_loadu_si256(w + p),   \
+                                                              pairs[p]));                  \
+            __m256i h = _mm256_min_epi32(_mm256_max_epi32(_mm256_sra_epi32(acc, shift1),   \
+                                                          zero), top);                     \
+            const __m256i w2 =                                                             \
+                _mm256_loadu_si256((const __m256i *)(n->w2_wide + b * HIDDEN_BLOCK));      \
+            out = _mm256_add_epi32(out, _mm256_mullo_epi32(h, w2));                        \
+        }                                                                                  \
+        __m128i o4 = _mm_add_epi32(_mm256_castsi256_si128(out),                            \
+                                   _mm256_extracti128_si256(out, 1));                      \
+        o4 = _mm_add_epi32(o4, _mm_shuffle_epi32(o4, _MM_SHUFFLE(1, 0, 3, 2)));            \
+        o4 = _mm_add_epi32(o4, _mm_shuffle_epi32(o4, _MM_SHUFFLE(2, 3, 0, 1)));            \
+        return output_unit(n, _mm_cvtsi128_si32(o4), k);                                   \
+    }
+
+#define DEFINE_CORRECTION_BASE(P)                                                          \
+    static inline int64_t correction_base_##P(const Net *n, const int16_t *x, int k) {    \
+        __m128i pairs[P / 2];                                                              \
+        for (int p = 0; p < P / 2; p++) {                                                  \
+            int32_t pair;                                                                  \
+            memcpy(&pair, x + 2 * p, sizeof pair);                                         \
+            pairs[p] = _mm_set1_epi32(pair);                                               \
+        }                                                                                  \
+        const __m128i shift1 = _mm_cvtsi32_si128(n->shift1);                               \
+        const __m128i zero = _mm_setzero_si128();                                          \
+        const __m128i top = _mm_set1_epi16(ACTIVATION_MAX);                                \
+        __m128i out = zero;                                                                \
+        for (int b = 0; b < n->blocks; b++) {                                              \
+            const __m128i *w = (const __m128i *)(n->w1 + (size_t)b * HIDDEN_BLOCK * P);    \
+            __m128i lo = _mm_loadu_si128((const __m128i *)(n->c1 + b * HIDDEN_BLOCK));     \
+            __m128i hi = _mm_loadu_si128((const __m128i *)(n->c1 + b * HIDDEN_BLOCK + 4)); \
+            for (int p = 0; p < P / 2; p++) {                                              \
+                lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_loadu_si128(w + 2 * p), pairs[p])); \
+                hi = _mm_add_epi32(hi,                                                     \
+                                   _mm_madd_epi16(_mm_loadu_si128(w + 2 * p + 1), pairs[p])); \
+            }                                                                              \
+            __m128i h = _mm_packs_epi32(_mm_sra_epi32(lo, shift1), _mm_sra_epi32(hi, shift1)); \
+            h = _mm_min_epi16(_mm_max_epi16(h, zero), top);                                \
+            const __m128i w2 = _mm_loadu_si128((const __m128i *)(n->w2 + b * HIDDEN_BLOCK)); \
+            out = _mm_add_epi32(out, _mm_madd_epi16(h, w2));                               \
+        }                                                                                  \
+        out = _mm_add_epi32(out, _mm_shuffle_epi32(out, _MM_SHUFFLE(1, 0, 3, 2)));         \
+        out = _mm_add_epi32(out, _mm_shuffle_epi32(out, _MM_SHUFFLE(2, 3, 0, 1)));         \
+        return output_unit(n, _mm_cvtsi128_si32(out), k);                                  \
+    }
+#endif
+
+#define DEFINE_CORRECTION_PORTABLE(P)                                                      \
+    static inline int64_t correction_portable_##P(const Net *n, const int16_t *x, int k) { \
         int32_t o = 0;                                                                     \
         for (int i = 0; i < n->hidden; i++) {                                              \
-            const int16_t *row = n->w1 + (size_t)i * P;                                    \
+            const int16_t *row = n->rows + (size_t)i * P;                                  \
             int32_t acc = 0;                                                               \
             for (int j = 0; j < P; j++) acc += (int32_t)row[j] * (int32_t)x[j];            \
             acc = (acc + n->c1[i]) >> n->shift1;                                           \
             acc = acc < 0 ? 0 : acc > ACTIVATION_MAX ? ACTIVATION_MAX : acc;               \
-            o += (int32_t)n->w2[i] * acc;                                                  \
+            o += n->w2_wide[i] * acc;                                                      \
         }                                                                                  \
-        o = (o + n->b2) >> n->shift2;                                                      \
-        if (o > OUTPUT_MAX) o = OUTPUT_MAX;                                                \
-        else if (o < -OUTPUT_MAX) o = -OUTPUT_MAX;                                         \
-        int kk = k < 40 ? k : 40;                                                          \
-        return ((int64_t)o * ((int64_t)1 << kk)) >> OUTPUT_UNIT_SHIFT;                     \
+        return output_unit(n, o, k);                                                       \
     }
 
 static inline uint64_t stat_next(uint64_t a, int64_t e) {
@@ -678,23 +787,16 @@ static inline uint64_t stat_next(uint64_t a, int64_t e) {
     return a + mag - (a >> SCALE_STAT_SHIFT);
 }
 
-/* The sequential loops, one pair per padded width, compiled twice on x86-64 Linux (AVX2 and
- * baseline) and chosen at load time. The results are identical. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
 typedef void (*ResidualLoop)(const Net *, const int64_t *, const int64_t *, const int64_t *,
                              int64_t *, Py_ssize_t, int, int);
 typedef Py_ssize_t (*RestoreLoop)(const Net *, int64_t *, int64_t *, const int64_t *,
                                   const int32_t *, int, int, int64_t, int64_t, Py_ssize_t, int,
                                   int);
 
-#define DEFINE_LOOPS(P)                                                                    \
-    DEFINE_CORRECTION(P)                                                                   \
-    VECTOR_CLONES static void residual_loop_##P(                                           \
+/* The sequential loops, one pair per padded width and per build of the correction (TARGET is
+ * the build's function attribute, VARIANT its name). The results are identical. */
+#define DEFINE_LOOPS(P, VARIANT, TARGET)                                                   \
+    TARGET static void residual_loop_##VARIANT##_##P(                                      \
         const Net *net, const int64_t *e, const int64_t *s, const int64_t *cross,          \
         int64_t *out, Py_ssize_t n, int width, int mean_log2) {                            \
         int16_t x[MAX_PADDED] = {0};                                                       \
@@ -704,11 +806,11 @@ typedef Py_ssize_t (*RestoreLoop)(const Net *, int64_t *, int64_t *, const int64
             int k = bitlen64(a);                                                           \
             next_features(e, s, cross, n, t, s[t] - e[t], net->history, k, kprev, width, x); \
             kprev = k;                                                                     \
-            out[t] = e[t] - correction_##P(net, x, k);                                     \
+            out[t] = e[t] - correction_##VARIANT##_##P(net, x, k);                         \
             a = stat_next(a, e[t]);                                                        \
         }                                                                                  \
     }                                                                                      \
-    VECTOR_CLONES static Py_ssize_t restore_loop_##P(                                      \
+    TARGET static Py_ssize_t restore_loop_##VARIANT##_##P(                                 \
         const Net *net, int64_t *s, int64_t *e, const int64_t *cross, const int32_t *coefs, \
         int order, int shift, int64_t lo, int64_t hi, Py_ssize_t n, int width,             \
         int mean_log2) {                                                                   \
@@ -720,7 +822,7 @@ typedef Py_ssize_t (*RestoreLoop)(const Net *, int64_t *, int64_t *, const int64
             int64_t pred = predict(s, t, coefs, order, shift);                             \
             next_features(e, s, cross, n, t, pred, net->history, k, kprev, width, x);      \
             kprev = k;                                                                     \
-            int64_t et = s[t] + correction_##P(net, x, k);                                 \
+            int64_t et = s[t] + correction_##VARIANT##_##P(net, x, k);                     \
             int64_t v = et + pred;                                                         \
             if (v < lo || v > hi) return t;                                                \
             e[t] = et;                                                                     \
@@ -730,15 +832,93 @@ typedef Py_ssize_t (*RestoreLoop)(const Net *, int64_t *, int64_t *, const int64
         return -1;                                                                         \
     }
 
-DEFINE_LOOPS(8) DEFINE_LOOPS(16) DEFINE_LOOPS(24) DEFINE_LOOPS(32) DEFINE_LOOPS(40)
-DEFINE_LOOPS(48) DEFINE_LOOPS(56) DEFINE_LOOPS(64) DEFINE_LOOPS(72)
+#define DEFINE_VARIANT(VARIANT, TARGET)                                                    \
+    DEFINE_LOOPS(8, VARIANT, TARGET) DEFINE_LOOPS(16, VARIANT, TARGET)                     \
+    DEFINE_LOOPS(24, VARIANT, TARGET) DEFINE_LOOPS(32, VARIANT, TARGET)                    \
+    DEFINE_LOOPS(40, VARIANT, TARGET) DEFINE_LOOPS(48, VARIANT, TARGET)                    \
+    DEFINE_LOOPS(56, VARIANT, TARGET) DEFINE_LOOPS(64, VARIANT, TARGET)                    \
+    DEFINE_LOOPS(72, VARIANT, TARGET)                                                      \
+    static const ResidualLoop RESIDUAL_LOOPS_##VARIANT[] = {                               \
+        residual_loop_##VARIANT##_8, residual_loop_##VARIANT##_16,                         \
+        residual_loop_##VARIANT##_24, residual_loop_##VARIANT##_32,                        \
+        residual_loop_##VARIANT##_40, residual_loop_##VARIANT##_48,                        \
+        residual_loop_##VARIANT##_56, residual_loop_##VARIANT##_64,                        \
+        residual_loop_##VARIANT##_72};                                                     \
+    static const RestoreLoop RESTORE_LOOPS_##VARIANT[] = {                                 \
+        restore_loop_##VARIANT##_8, restore_loop_##VARIANT##_16,                           \
+        restore_loop_##VARIANT##_24, restore_loop_##VARIANT##_32,                          \
+        restore_loop_##VARIANT##_40, restore_loop_##VARIANT##_48,                          \
+        restore_loop_##VARIANT##_56, restore_loop_##VARIANT##_64,                          \
+        restore_loop_##VARIANT##_72};
 
-static const ResidualLoop RESIDUAL_LOOPS[] = {
-    residual_loop_8, residual_loop_16, residual_loop_24, residual_loop_32, residual_loop_40,
-    residual_loop_48, residual_loop_56, residual_loop_64, residual_loop_72};
-static const RestoreLoop RESTORE_LOOPS[] = {
-    restore_loop_8, restore_loop_16, restore_loop_24, restore_loop_32, restore_loop_40,
-    restore_loop_48, restore_loop_56, restore_loop_64, restore_loop_72};
+DEFINE_CORRECTION_PORTABLE(8) DEFINE_CORRECTION_PORTABLE(16) DEFINE_CORRECTION_PORTABLE(24)
+DEFINE_CORRECTION_PORTABLE(32) DEFINE_CORRECTION_PORTABLE(40) DEFINE_CORRECTION_PORTABLE(48)
+DEFINE_CORRECTION_PORTABLE(56) DEFINE_CORRECTION_PORTABLE(64) DEFINE_CORRECTION_PORTABLE(72)
+DEFINE_VARIANT(portable, )
+#if defined(X86_PATHS)
+DEFINE_CORRECTION_BASE(8) DEFINE_CORRECTION_BASE(16) DEFINE_CORRECTION_BASE(24)
+DEFINE_CORRECTION_BASE(32) DEFINE_CORRECTION_BASE(40) DEFINE_CORRECTION_BASE(48)
+DEFINE_CORRECTION_BASE(56) DEFINE_CORRECTION_BASE(64) DEFINE_CORRECTION_BASE(72)
+DEFINE_VARIANT(base, )
+DEFINE_CORRECTION_AVX2(8) DEFINE_CORRECTION_AVX2(16) DEFINE_CORRECTION_AVX2(24)
+DEFINE_CORRECTION_AVX2(32) DEFINE_CORRECTION_AVX2(40) DEFINE_CORRECTION_AVX2(48)
+DEFINE_CORRECTION_AVX2(56) DEFINE_CORRECTION_AVX2(64) DEFINE_CORRECTION_AVX2(72)
+DEFINE_VARIANT(avx2, AVX2_TARGET)
+#endif
+
+/* The builds of the model loops this CPU can run, fastest last; the module uses the last one
+ * unless model_loops(name) picks another (for tests). */
+typedef struct {
+    const char *name;
+    const ResidualLoop *residual;
+    const RestoreLoop *restore;
+} LoopVariant;
+
+static LoopVariant VARIANTS[3] = {{"portable", RESIDUAL_LOOPS_portable, RESTORE_LOOPS_portable}};
+static int variant_count = 1, variant_used = 0;
+#define RESIDUAL_LOOPS (VARIANTS[variant_used].residual)
+#define RESTORE_LOOPS (VARIANTS[variant_used].restore)
+
+static void choose_loops(void) {
+#if defined(X86_PATHS)
+    VARIANTS[variant_count++] = (LoopVariant){"sse2", RESIDUAL_LOOPS_base, RESTORE_LOOPS_base};
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        VARIANTS[variant_count++] = (LoopVariant){"avx2", RESIDUAL_LOOPS_avx2, RESTORE_LOOPS_avx2};
+#endif
+    variant_used = variant_count - 1;
+}
+
+/* model_loops([name]) -> (name in use, names available): picks a build of the model loops. */
+static PyObject *model_loops(PyObject *self, PyObject *args) {
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|s", &name)) return NULL;
+    if (name) {
+        int found = -1;
+        for (int i = 0; i < variant_count; i++)
+            if (strcmp(VARIANTS[i].name, name) == 0) found = i;
+        if (found < 0) {
+            PyErr_Format(PyExc_ValueError, "no model loops named %s on this CPU", name);
+            return NULL;
+        }
+        variant_used = found;
+    }
+    PyObject *names = PyTuple_New(variant_count);
+    if (!names) return NULL;
+    for (int i = 0; i < variant_count; i++) {
+        PyObject *n = PyUnicode_FromString(VARIANTS[i].name);
+        if (!n) { Py_DECREF(names); return NULL; }
+        PyTuple_SET_ITEM(names, i, n);
+    }
+    return Py_BuildValue("(sN)", VARIANTS[variant_used].name, names);
+}
+
+/* The autocorrelation loop is compiled twice on x86-64 Linux (AVX2 and baseline) by GCC. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
 
 static int check_model_args(int width, int mean_log2) {
     if (width < 1 || width > 33 || mean_log2 < 0 || mean_log2 > 55) {
@@ -997,9 +1177,15 @@ static PyMethodDef methods[] = {
      "model_residual(e, s, cross, width, mean_log2, net, out): e minus the correction (8.4)."},
     {"model_restore", model_restore, METH_VARARGS,
      "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
+    {"model_loops", model_loops, METH_VARARGS,
+     "model_loops([name]) -> (name in use, names available): the build of the model loops."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    choose_loops();
+    model_prior(&INITIAL_MODEL);
+    return PyModule_Create(&module);
+}

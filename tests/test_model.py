@@ -21,6 +21,18 @@ from vaelac.spec.constants import BlockType, ModelKind
 
 from _signals import make_signal
 
+# Every build of the compiled model loops this CPU can run (portable C, and SSE2 and AVX2 on
+# x86-64); each must give the Python twin's integers.
+LOOP_BUILDS = c_impl.model_loops()[1]
+
+
+@pytest.fixture(params=LOOP_BUILDS)
+def loop_build(request):
+    used = c_impl.model_loops()[0]
+    c_impl.model_loops(request.param)
+    yield request.param
+    c_impl.model_loops(used)
+
 
 def random_model(seed=0, history=4, hidden=6, latent_dim=3, levels=4, wmax=8191, name=None,
                  kind=ModelKind.RESIDUAL, block=0, bmax=2**20):
@@ -55,12 +67,13 @@ def _net(seed, history, hidden):
             rng.integers(-8191, 8192, hidden).astype(np.int16), int(rng.integers(-2**27, 2**27)))
 
 
+@pytest.mark.parametrize("build", LOOP_BUILDS)
 @settings(max_examples=30)
-@given(seed=st.integers(0, 2**31), history=st.integers(1, 32), hidden=st.integers(1, 40),
+@given(seed=st.integers(0, 2**31), history=st.integers(1, 32), hidden=st.integers(1, 112),
        n=st.integers(0, 200), width=st.integers(1, 33), mean_log2=st.integers(0, 55),
        with_cross=st.booleans())
-def test_compiled_and_python_networks_agree_exactly(seed, history, hidden, n, width, mean_log2,
-                                                    with_cross):
+def test_compiled_and_python_networks_agree_exactly(build, seed, history, hidden, n, width,
+                                                    mean_log2, with_cross):
     # Random weights at the bounds of §8.1 and signals spanning the width: clamps and the
     # 2**40 feature clamp are exercised; both implementations must give identical integers.
     rng = np.random.default_rng(seed)
@@ -70,7 +83,11 @@ def test_compiled_and_python_networks_agree_exactly(seed, history, hidden, n, wi
     cross = rng.integers(-(1 << 30), 1 << 30, n, dtype=np.int64) if with_cross else None
     net = _net(seed, history, hidden)
     out_c, out_py = np.empty_like(e), np.empty_like(e)
-    c_impl.model_residual(e, s, cross, width, mean_log2, net, out_c)
+    used = c_impl.model_loops(build)[0]
+    try:
+        c_impl.model_residual(e, s, cross, width, mean_log2, net, out_c)
+    finally:
+        c_impl.model_loops(used)
     py_impl.model_residual(e, s, cross, width, mean_log2, net, out_py)
     assert np.array_equal(out_c, out_py)
     f_c = np.empty((n, 2 * history + 5), np.int16)
@@ -80,27 +97,33 @@ def test_compiled_and_python_networks_agree_exactly(seed, history, hidden, n, wi
     assert np.array_equal(f_c, f_py)
 
 
+@pytest.mark.parametrize("build", LOOP_BUILDS)
 @settings(max_examples=30)
 @given(seed=st.integers(0, 2**31), order=st.integers(1, 8), n=st.integers(0, 300),
-       with_cross=st.booleans())
-def test_model_restore_inverts_model_residual_in_both_implementations(seed, order, n, with_cross):
+       hidden=st.integers(1, 112), with_cross=st.booleans())
+def test_model_restore_inverts_model_residual_in_both_implementations(build, seed, order, n,
+                                                                      hidden, with_cross):
     rng = np.random.default_rng(seed)
     s = np.cumsum(rng.integers(-3000, 3000, n)).astype(np.int64)
     coefs = rng.integers(-2000, 2000, order).astype(np.int32)
     e = np.empty_like(s)
     c_impl.lpc_residual(s, coefs, order, 11, e)
     cross = rng.integers(-5000, 5000, n).astype(np.int64) if with_cross else None
-    net = _net(seed, 3, 7)
+    net = _net(seed, 3, hidden)
     coded = np.empty_like(e)
-    c_impl.model_residual(e, s, cross, 20, 8, net, coded)
-    for impl in (c_impl, py_impl):
-        buf, e_out = coded.copy(), np.zeros_like(coded)
-        assert impl.model_restore(buf, coefs, order, 11, -2**40, 2**40, 20, 8, net, cross,
-                                  e_out) == -1
-        assert np.array_equal(buf, s) and np.array_equal(e_out, e)
+    py_impl.model_residual(e, s, cross, 20, 8, net, coded)
+    used = c_impl.model_loops(build)[0]
+    try:
+        for impl in (c_impl, py_impl):
+            buf, e_out = coded.copy(), np.zeros_like(coded)
+            assert impl.model_restore(buf, coefs, order, 11, -2**40, 2**40, 20, 8, net, cross,
+                                      e_out) == -1
+            assert np.array_equal(buf, s) and np.array_equal(e_out, e)
+    finally:
+        c_impl.model_loops(used)
 
 
-def test_one_correction_matches_a_hand_computation():
+def test_one_correction_matches_a_hand_computation(loop_build):
     # H = 1, one hidden unit reading x[0] = scaled(e[t-1], 12, k) only. At t = 1 with
     # initial_mean_log2 m = 5: a[0] = 2**8 = 256, e[0] = 100, a[1] = 256 + 100 - 16 = 340,
     # k = bitlen(340) = 9; x[0] = (100 * 4096) >> 9 = 800. Hidden: (3 * 800 + 0) >> 1 = 1200
