@@ -13,6 +13,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from .checksum import pack_int24
 from .spec.errors import WavError
 
 __all__ = ["WavFormat", "WavReader", "WavWriter", "WavError", "read_wav", "write_wav"]
@@ -268,13 +269,14 @@ class WavWriter:
             block = block[:, None]
         if block.shape[1] != self.fmt.channels:
             raise WavError(f"block has {block.shape[1]} channels, expected {self.fmt.channels}")
-        a = block.astype(np.int64) << (self.container - self.fmt.bits_per_sample)
+        shift = self.container - self.fmt.bits_per_sample
+        a = block.astype(np.int64) << shift if shift else block
         if self.container == 8:
-            out = (a + 128).astype(np.uint8).tobytes()
+            out = (a.astype(np.int16) + 128).astype(np.uint8).tobytes()
         elif self.container == 16:
             out = a.astype("<i2").tobytes()
         elif self.container == 24:
-            out = a.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+            out = pack_int24(a)
         else:
             out = a.astype("<i4").tobytes()
         self.file.write(out)
