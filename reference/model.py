@@ -12,7 +12,6 @@ import functools
 import hashlib
 import os
 from dataclasses import dataclass
-from importlib import resources
 
 import construct
 import numpy as np
@@ -85,13 +84,18 @@ class Model:
     # -- RESIDUAL models (§8.3–§8.5) ------------------------------------------------------
     def decoder_net(self, symbols: np.ndarray) -> tuple:
         """The per-sample network for one subframe's latent symbols, as the kernels take it."""
+        history, shift1, shift2, w1, latent_weights, biases, w2, b2 = self._net_parts
+        frame_bias = biases + latent_weights @ self.latent_inputs(symbols)
+        return (history, shift1, shift2, w1, frame_bias.astype(np.int32), w2, b2)
+
+    @functools.cached_property
+    def _net_parts(self) -> tuple:
+        """What decoder_net needs that does not depend on the symbols (built once per model)."""
         first, second = self.decoder
-        latent_weights = first.weights[:, self.features:].astype(np.int64)
-        frame_bias = first.biases + latent_weights @ self.latent_inputs(symbols)
         return (self.history, first.shift, second.shift,
                 np.ascontiguousarray(first.weights[:, :self.features]).ravel(),
-                frame_bias.astype(np.int32), np.ascontiguousarray(second.weights[0]),
-                int(second.biases[0]))
+                first.weights[:, self.features:].astype(np.int64), first.biases,
+                np.ascontiguousarray(second.weights[0]), int(second.biases[0]))
 
     def analyse(self, features: np.ndarray) -> np.ndarray:
         """Latent symbols for analysis features (the encoder network's mean, rounded)."""
@@ -201,26 +205,31 @@ def _check_chain(layers: tuple[Layer, ...], name: str, where: str, max_fan_in: i
 
 # -- the registry of models shipped with vaelac ----------------------------------------------
 
-def _model_dir():
-    return resources.files(__package__).joinpath("data", "models")
+# The package is installed as files (it carries a compiled extension), so a path next to this
+# module is enough; importlib.resources would add ~10 ms (pathlib) to every command's start-up.
+_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "models")
+
+
+def _read_shipped(name: str) -> bytes:
+    with open(os.path.join(_MODEL_DIR, name), "rb") as f:
+        return f.read()
 
 
 @functools.lru_cache(maxsize=None)
 def builtin_models() -> dict[bytes, str]:
     """SHA-256 -> file name of every model shipped in the package."""
     found = {}
-    folder = _model_dir()
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            if entry.name.endswith(".vaem"):
-                found[hashlib.sha256(entry.read_bytes()).digest()] = entry.name
+    if os.path.isdir(_MODEL_DIR):
+        for name in sorted(os.listdir(_MODEL_DIR)):
+            if name.endswith(".vaem"):
+                found[hashlib.sha256(_read_shipped(name)).digest()] = name
     return found
 
 
 @functools.lru_cache(maxsize=8)
 def _builtin(sha256: bytes) -> Model:
     name = builtin_models()[sha256]
-    return load_model(_model_dir().joinpath(name).read_bytes(), expected_sha256=sha256)
+    return load_model(_read_shipped(name), expected_sha256=sha256)
 
 
 def find_model(sha256: bytes, name: str, embedded: dict[bytes, bytes] | None = None) -> Model:
