@@ -43,14 +43,17 @@ class _Pipe(io.RawIOBase):
 
 def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None,
             streaming=False, model=None, embed_model=None, lossy=None):
-    from vaelac.encoder import LEVELS, Level, StreamEncoder
+    from dataclasses import replace
 
-    key = level
+    from vaelac.encoder import LEVELS, StreamEncoder
+
+    base = chosen = LEVELS[level]
     if mode is not None:
-        base = LEVELS[level]
-        key = 1000 + mode
-        LEVELS[key] = Level(base.max_order, base.tried_orders, base.precisions, base.windows,
-                            (mode,) * 2)
+        chosen = replace(chosen, stereo_modes=(mode,) * 2)
+    if model is not None:  # the vectors take every subframe the model wins, however small
+        chosen = replace(chosen, model_min_saving=0)
+    key = level if chosen == base else 1000
+    LEVELS[key] = chosen
     try:
         sink = _Pipe() if streaming else io.BytesIO()
         enc = StreamEncoder(sink, rate, pcm.shape[1], bits, level=key, tags=tags,
@@ -61,7 +64,7 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None
         enc.close()
         return bytes(sink.buf) if streaming else sink.getvalue()
     finally:
-        if mode is not None:
+        if key != level:
             del LEVELS[key]
 
 
