@@ -125,6 +125,41 @@ static Py_ssize_t restore_steady(int64_t *sp, const int32_t *cp, int order, int 
     return RESTORE[order](sp, cp, shift, from, n, lo, hi);
 }
 
+/* unpack_coefs(data, count, width, out): the LPC coefficients of a PREDICTED subframe (§5.4),
+ * count two's-complement values of width bits, MSB first, into int32 out. */
+static PyObject *unpack_coefs(PyObject *self, PyObject *args) {
+    PyObject *d_obj, *o_obj;
+    int count, width;
+    if (!PyArg_ParseTuple(args, "OiiO", &d_obj, &count, &width, &o_obj)) return NULL;
+    if (width < 1 || width > 32 || count < 0) {
+        PyErr_SetString(PyExc_ValueError, "unpack_coefs: width 1..32, count >= 0");
+        return NULL;
+    }
+    Py_buffer d, o;
+    if (get_buffer(d_obj, &d, 0, 1, "data") < 0) return NULL;
+    if (get_buffer(o_obj, &o, 1, 4, "out") < 0) { PyBuffer_Release(&d); return NULL; }
+    int ok = (int64_t)count * width <= (int64_t)d.len * 8 && o.len / 4 >= count;
+    if (ok) {
+        const uint8_t *in = d.buf;
+        int32_t *out = o.buf;
+        uint64_t acc = 0;
+        int have = 0;
+        Py_ssize_t pos = 0;
+        for (int i = 0; i < count; i++) {
+            while (have < width) { acc = (acc << 8) | in[pos++]; have += 8; }
+            uint64_t v = (acc >> (have - width)) & (((uint64_t)1 << width) - 1);
+            have -= width;
+            int64_t x = (int64_t)v - ((v >> (width - 1)) ? ((int64_t)1 << width) : 0);
+            out[i] = (int32_t)x;
+        }
+    } else {
+        PyErr_SetString(PyExc_ValueError, "unpack_coefs: data too short or out too small");
+    }
+    PyBuffer_Release(&d); PyBuffer_Release(&o);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* Rebuild samples from residuals in place; returns the index of the first sample outside
  * [lo, hi] (the decoder rejects the stream there), or -1. */
 static PyObject *lpc_restore(PyObject *self, PyObject *args) {
@@ -1190,6 +1225,8 @@ static PyMethodDef methods[] = {
      "levinson(r, max_order, coefs, errors): LPC of every order 1..max_order (encoder only)."},
     {"lpc_residual", lpc_residual, METH_VARARGS,
      "lpc_residual(samples, coefs, order, shift, out): residual of int64 samples (spec 6.3)."},
+    {"unpack_coefs", unpack_coefs, METH_VARARGS,
+     "unpack_coefs(data, count, width, out): signed MSB-first coefficients to int32 (spec 5.4)."},
     {"lpc_restore", lpc_restore, METH_VARARGS,
      "lpc_restore(buf, coefs, order, shift, lo, hi) -> first bad index or -1 (spec 6.3)."},
     {"rc_encode", rc_encode, METH_VARARGS,

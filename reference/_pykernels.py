@@ -3,12 +3,13 @@ the second implementation that the tests hold the compiled one against. Slow; ex
 
 from __future__ import annotations
 
+from ._bitpack import unpack_small
 from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP,
                              FEATURE_MAX, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, OUTPUT_MAX,
                              OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
-__all__ = ["lpc_residual", "lpc_restore", "rc_encode", "rc_decode", "model_features",
+__all__ = ["lpc_residual", "lpc_restore", "unpack_coefs", "rc_encode", "rc_decode", "model_features",
            "model_residual", "model_restore"]
 
 _PROB_ONE = 1 << PROB_BITS
@@ -32,6 +33,11 @@ def lpc_residual(samples, coefs, order, shift, out):
     c = [int(x) for x in coefs[:order]]
     for i in range(len(s)):
         out[i] = s[i] - _predict(s, i, c, order, shift)
+
+
+def unpack_coefs(data, count, width, out):
+    """The LPC coefficients of a PREDICTED subframe (§5.4) into int32 ``out``."""
+    out[:count] = unpack_small(bytes(data), count, width)
 
 
 def lpc_restore(buf, coefs, order, shift, lo, hi):

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import channels as chan
 from ._backend import kernels
-from ._bitpack import packed_size, unpack_signed, unpack_small
+from ._bitpack import packed_size, unpack_signed
 from .checksum import PcmDigest, crc8, crc32
 from . import lossy
 from .lpc import restore_signal
@@ -674,7 +674,8 @@ class StreamDecoder:
             if body["initial_mean_log2"] > MAX_INITIAL_MEAN_LOG2:
                 raise FormatError(f"initial_mean_log2 {body['initial_mean_log2']} exceeds "
                                   f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
-            coefs = np.array(unpack_small(body["coefs"], order, body["coef_bits"]), np.int32)
+            coefs = np.empty(order, np.int32)
+            kernels.unpack_coefs(body["coefs"], order, body["coef_bits"], coefs)
             x = np.empty(count, np.int64)
             if sub["subframe_type"] == SubframeType.MODEL_PREDICTED:
                 model = self._model

@@ -112,6 +112,11 @@ def test_bit_unpacking_small_and_vectorised_agree(width, values):
                              max_size=40))
     data = pack_signed(np.array(x, np.int64), width)
     assert unpack_small(data, len(x), width) == x == unpack_signed(data, len(x), width).tolist()
+    if width <= 32:  # LPC coefficients (§5.4), as the decoder unpacks them
+        for impl in (c_impl, py_impl):
+            out = np.full(len(x) + 1, 7, np.int32)
+            impl.unpack_coefs(data, len(x), width, out)
+            assert out[:len(x)].tolist() == x and out[len(x)] == 7
 
 
 @given(signal=st.lists(st.integers(-2**23, 2**23 - 1), min_size=2, max_size=400),
