@@ -5,9 +5,11 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(VAELAC_PORTABLE_ONLY)
 #include <immintrin.h>
-#define X86_PATHS 1 /* an AVX2 and an SSE2 build of the model loops, chosen at load time */
+/* An AVX2 and an SSE2 build of the model loops, chosen at load time; compile with
+ * -DVAELAC_PORTABLE_ONLY to build (and test) the portable C alone, as on other CPUs. */
+#define X86_PATHS 1
 #endif
 
 #define PROB_BITS 16
