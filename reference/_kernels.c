@@ -3,6 +3,7 @@
  * Python; tests hold the two against each other. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(VAELAC_PORTABLE_ONLY)
@@ -23,6 +24,8 @@
 #define MAX_BITLEN 56
 #define PRIOR_TOP 40
 #define PRIOR_MIN 512
+#define MAX_SHIFT 31      /* MAX_LPC_SHIFT (§5.4) */
+#define MAX_COEF_WIDTH 16 /* MAX_COEF_BITS (§5.4) */
 
 /* -------------------------------------------------------------- buffers -- */
 
@@ -1220,9 +1223,68 @@ static PyObject *levinson(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* quantize(lpc, precision, out) -> (shift, coef_bits): the encoder's coefficient quantisation
+ * (not normative), operation for operation the Python twin: all zeros if any coefficient is
+ * not finite or all are 0, else error feedback, round half to even (nearbyint in the default
+ * rounding mode, as Python's round), clamped to precision signed bits. */
+static PyObject *quantize(PyObject *self, PyObject *args) {
+    PyObject *l_obj, *o_obj;
+    int precision;
+    if (!PyArg_ParseTuple(args, "OiO", &l_obj, &precision, &o_obj)) return NULL;
+    if (precision < 2 || precision > 16) {
+        PyErr_SetString(PyExc_ValueError, "quantize: precision must be 2..16");
+        return NULL;
+    }
+    Py_buffer l, o;
+    if (get_buffer(l_obj, &l, 0, 8, "lpc") < 0) return NULL;
+    if (get_buffer(o_obj, &o, 1, 4, "out") < 0) { PyBuffer_Release(&l); return NULL; }
+    Py_ssize_t n = l.len / 8;
+    if (o.len / 4 < n) {
+        PyBuffer_Release(&l); PyBuffer_Release(&o);
+        PyErr_SetString(PyExc_ValueError, "quantize: out too small");
+        return NULL;
+    }
+    const double *c = l.buf;
+    int32_t *q = o.buf;
+    double cmax = 0.0;
+    int finite = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        finite &= isfinite(c[i]) != 0;
+        if (fabs(c[i]) > cmax) cmax = fabs(c[i]);
+    }
+    int shift = 0, coef_bits = 1;
+    if (!(cmax > 0) || !finite) {
+        for (Py_ssize_t i = 0; i < n; i++) q[i] = 0;
+    } else {
+        int exponent;
+        frexp(cmax, &exponent);
+        shift = precision - 1 - exponent;
+        shift = shift < 0 ? 0 : shift > MAX_SHIFT ? MAX_SHIFT : shift;
+        const double qmax = (double)((1 << (precision - 1)) - 1);
+        const double scale = (double)((int64_t)1 << shift);
+        double error = 0.0;
+        int32_t magnitude = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            error += c[i] * scale;
+            double v = nearbyint(error);
+            v = v > qmax ? qmax : v < -qmax - 1 ? -qmax - 1 : v;
+            q[i] = (int32_t)v;
+            error -= v;
+            int32_t m = q[i] >= 0 ? q[i] : -q[i] - 1;
+            if (m > magnitude) magnitude = m;
+        }
+        coef_bits = bitlen64((uint64_t)magnitude) + 1;
+        if (coef_bits > MAX_COEF_WIDTH) coef_bits = MAX_COEF_WIDTH;
+    }
+    PyBuffer_Release(&l); PyBuffer_Release(&o);
+    return Py_BuildValue("(ii)", shift, coef_bits);
+}
+
 static PyMethodDef methods[] = {
     {"autocorrelation", autocorrelation, METH_VARARGS,
      "autocorrelation(x, max_lag, r): r[k] = sum of x[i]*x[i+k], in order (encoder only)."},
+    {"quantize", quantize, METH_VARARGS,
+     "quantize(lpc, precision, out) -> (shift, coef_bits): coefficients to integers (encoder)."},
     {"levinson", levinson, METH_VARARGS,
      "levinson(r, max_order, coefs, errors): LPC of every order 1..max_order (encoder only)."},
     {"lpc_residual", lpc_residual, METH_VARARGS,

@@ -3,14 +3,16 @@ the second implementation that the tests hold the compiled one against. Slow; ex
 
 from __future__ import annotations
 
+import math
+
 from ._bitpack import unpack_small
 from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP,
-                             FEATURE_MAX, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, OUTPUT_MAX,
+                             FEATURE_MAX, MAX_COEF_BITS, MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, OUTPUT_MAX,
                              OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
-__all__ = ["lpc_residual", "lpc_restore", "unpack_coefs", "rc_encode", "rc_decode", "model_features",
-           "model_residual", "model_restore"]
+__all__ = ["lpc_residual", "lpc_restore", "unpack_coefs", "rc_encode", "rc_decode",
+           "model_features", "model_residual", "model_restore", "quantize"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
@@ -363,6 +365,26 @@ def model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross
         e_out[t] = et
         a = _stat_next(a, et)
     return -1
+
+
+def quantize(lpc, precision, out):
+    """The encoder's coefficient quantisation (not normative): ``precision``-bit signed integers
+    with error feedback into ``out``; returns (shift, coef_bits), coef_bits the width needed."""
+    lpc = [float(c) for c in lpc]
+    cmax = max((abs(c) for c in lpc), default=0.0)
+    if cmax <= 0 or not all(math.isfinite(c) for c in lpc):
+        out[:len(lpc)] = 0
+        return 0, 1
+    shift = min(max(precision - 1 - math.frexp(cmax)[1], 0), MAX_LPC_SHIFT)
+    qmax = (1 << (precision - 1)) - 1
+    error, scale, magnitude = 0.0, float(1 << shift), 0
+    for i, c in enumerate(lpc):
+        error += c * scale
+        v = max(-qmax - 1, min(qmax, round(error)))
+        out[i] = v
+        error -= v
+        magnitude = max(magnitude, v, -v - 1)
+    return shift, min(magnitude.bit_length() + 1, MAX_COEF_BITS)
 
 
 def levinson(r, max_order, coefs, errors):

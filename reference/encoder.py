@@ -151,7 +151,7 @@ class _ChannelAnalysis:
         seen = set()
         for _, order, win in self.candidates[: self.level.tried_orders]:
             for precision in self.level.precisions:
-                coefs, shift, coef_bits = quantize_coefficients(self._lpc[(win, order)].tolist(),
+                coefs, shift, coef_bits = quantize_coefficients(self._lpc[(win, order)],
                                                                 precision)
                 key = (order, shift, coefs.tobytes())
                 if key in seen:

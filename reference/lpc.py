@@ -5,12 +5,9 @@ The decoder needs only :func:`restore_signal`; everything else here is the encod
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._backend import kernels
-from .spec.constants import MAX_COEF_BITS, MAX_LPC_SHIFT
 
 __all__ = ["autocorrelation", "levinson", "quantize_coefficients", "compute_residual",
            "restore_signal", "window"]
@@ -61,23 +58,10 @@ def quantize_coefficients(lpc, precision: int) -> tuple[np.ndarray, int, int]:
 
     Returns (int32 coefficients, shift, coef_bits) where coef_bits is the width actually needed.
     """
-    cmax = max((abs(c) for c in lpc), default=0.0)
-    if cmax <= 0 or not math.isfinite(cmax):
-        return np.zeros(len(lpc), np.int32), 0, 1
-    log2cmax = math.frexp(cmax)[1]
-    shift = min(max(precision - 1 - log2cmax, 0), MAX_LPC_SHIFT)
-    qmax = (1 << (precision - 1)) - 1
-    q = []
-    error = 0.0
-    scale = float(1 << shift)
-    for c in lpc:
-        error += c * scale
-        v = max(-qmax - 1, min(qmax, round(error)))
-        q.append(v)
-        error -= v
-    magnitude = max(max(v, -v - 1) for v in q)
-    coef_bits = min(magnitude.bit_length() + 1, MAX_COEF_BITS)
-    return np.array(q, np.int32), shift, coef_bits
+    lpc = np.ascontiguousarray(lpc, dtype=np.float64)
+    coefs = np.empty(len(lpc), np.int32)
+    shift, coef_bits = kernels.quantize(lpc, precision, coefs)
+    return coefs, shift, coef_bits
 
 
 def compute_residual(samples: np.ndarray, coefs: np.ndarray, shift: int) -> np.ndarray:

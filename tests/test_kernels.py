@@ -152,3 +152,28 @@ def test_compiled_and_python_levinson_agree_exactly(signal, max_order, walk):
         toeplitz[np.diag_indices(m)] = r[0] * (1 + 1e-9) + 1e-12
         assert np.allclose(toeplitz @ c1[m - 1], r[1:m + 1], rtol=1e-6,
                            atol=1e-6 * abs(r[0]) + 1e-9)
+
+
+@given(lpc=st.lists(st.one_of(st.floats(-64, 64), st.floats(allow_nan=True, allow_infinity=True),
+                              st.sampled_from([0.5, -0.5, 1.5, 2.5, 0.0])), max_size=32),
+       precision=st.integers(2, 16))
+def test_compiled_and_python_quantizers_agree_exactly(lpc, precision):
+    """The encoder's coefficient quantisation: same integers, shift and width from both
+    backends (half-way cases and non-finite input included), and the integers are the
+    coefficients scaled by 2**shift to within the error-feedback bound."""
+    x = np.array(lpc, np.float64)
+    results = []
+    for impl in (c_impl, py_impl):
+        out = np.full(len(x), 12345, np.int32)
+        results.append((impl.quantize(x, precision, out), out))
+    (head_c, q_c), (head_py, q_py) = results
+    assert head_c == head_py and np.array_equal(q_c, q_py)
+    shift, coef_bits = head_c
+    lo, hi = -(1 << (coef_bits - 1)), (1 << (coef_bits - 1)) - 1
+    assert ((q_c >= lo) & (q_c <= hi)).all() and coef_bits <= precision
+    if len(x) and np.isfinite(x).all() and np.abs(x).max() > 0:
+        qmax = (1 << (precision - 1)) - 1
+        if (np.abs(q_c) < qmax).all():  # no clamping: error feedback keeps the sums within 1/2
+            assert np.all(np.abs(np.cumsum(x * 2.0**shift) - np.cumsum(q_c)) <= 0.5 + 1e-9)
+    else:
+        assert not q_c.any() and head_c == (0, 1)
