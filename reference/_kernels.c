@@ -24,8 +24,8 @@
 #define MAX_BITLEN 56
 #define PRIOR_TOP 40
 #define PRIOR_MIN 512
-#define MAX_SHIFT 31      /* MAX_LPC_SHIFT (§5.4) */
-#define MAX_COEF_WIDTH 16 /* MAX_COEF_BITS (§5.4) */
+#define MAX_LPC_SHIFT 31 /* §5.4, as spec/constants.py */
+#define MAX_COEF_BITS 16 /* §5.4, as spec/constants.py */
 
 /* -------------------------------------------------------------- buffers -- */
 
@@ -1259,7 +1259,7 @@ static PyObject *quantize(PyObject *self, PyObject *args) {
         int exponent;
         frexp(cmax, &exponent);
         shift = precision - 1 - exponent;
-        shift = shift < 0 ? 0 : shift > MAX_SHIFT ? MAX_SHIFT : shift;
+        shift = shift < 0 ? 0 : shift > MAX_LPC_SHIFT ? MAX_LPC_SHIFT : shift;
         const double qmax = (double)((1 << (precision - 1)) - 1);
         const double scale = (double)((int64_t)1 << shift);
         double error = 0.0;
@@ -1274,7 +1274,7 @@ static PyObject *quantize(PyObject *self, PyObject *args) {
             if (m > magnitude) magnitude = m;
         }
         coef_bits = bitlen64((uint64_t)magnitude) + 1;
-        if (coef_bits > MAX_COEF_WIDTH) coef_bits = MAX_COEF_WIDTH;
+        if (coef_bits > MAX_COEF_BITS) coef_bits = MAX_COEF_BITS;
     }
     PyBuffer_Release(&l); PyBuffer_Release(&o);
     return Py_BuildValue("(ii)", shift, coef_bits);

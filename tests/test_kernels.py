@@ -177,3 +177,28 @@ def test_compiled_and_python_quantizers_agree_exactly(lpc, precision):
             assert np.all(np.abs(np.cumsum(x * 2.0**shift) - np.cumsum(q_c)) <= 0.5 + 1e-9)
     else:
         assert not q_c.any() and head_c == (0, 1)
+
+
+def test_the_c_kernels_use_the_spec_constants():
+    """Every normative number the C kernels define is the one spec/constants.py defines (the
+    C file cannot import it): same-named defines, and the two the C names differently."""
+    import re
+    from pathlib import Path
+
+    from vaelac.spec import constants
+
+    source = Path(__file__).resolve().parents[1] / "reference" / "_kernels.c"
+    if not source.is_file():
+        pytest.skip("reference/_kernels.c is not beside the tests (installed package only)")
+    aliases = {"MAX_BITLEN": "MAX_RESIDUAL_BITLEN", "MAX_HIDDEN": "MAX_FAN_IN"}
+    checked = 0
+    for name, expression in re.findall(r"^#define (\w+) ([^/\n]+)", source.read_text(), re.M):
+        spec_name = aliases.get(name, name)
+        if not hasattr(constants, spec_name):
+            continue
+        c_form = re.sub(r"(\d+)u\b", r"\1", expression.replace("(int64_t)", ""))
+        value = eval(c_form, {}, {k: getattr(constants, k) for k in dir(constants)
+                                  if k.isupper()})  # shifts and sums of literals only
+        assert value == getattr(constants, spec_name), name
+        checked += 1
+    assert checked >= 20
