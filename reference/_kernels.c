@@ -444,36 +444,32 @@ static inline uint8_t dec_byte(Decoder *d) {
     return 0;
 }
 
-/* Written without a branch on the bit, whose value the CPU cannot predict: both outcomes are
- * computed and one is selected (conditional moves). */
-static inline int dec_bit(Decoder *d, Prob *p) {
-    const uint32_t prob = *p;
+/* One adaptive decision (§7.2) with probability ``prob``, its updated value stored in *slot.
+ * Written without a branch on the bit, whose value the CPU cannot predict: both outcomes are
+ * computed and one is selected (conditional moves). Taking the probability as a value lets a
+ * caller load it ahead of time (dec_tree, the second mantissa bit). */
+static inline int dec_decide(Decoder *d, uint32_t prob, Prob *slot) {
     const uint32_t bound = (d->range >> PROB_BITS) * prob;
     const int bit = d->code >= bound;
-    const uint32_t mask = 0u - (uint32_t)bit;
-    d->code -= bound & mask;
+    d->code -= bound & (0u - (uint32_t)bit);
     d->range = bit ? d->range - bound : bound;
-    *p = (Prob)(bit ? prob - (prob >> ADAPT_SHIFT) : prob + ((PROB_ONE - prob) >> ADAPT_SHIFT));
+    *slot = (Prob)(bit ? prob - (prob >> ADAPT_SHIFT) : prob + ((PROB_ONE - prob) >> ADAPT_SHIFT));
     while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | dec_byte(d); }
     return bit;
 }
 
-/* The bit length of a residual: 6 adaptive bits down the context's tree (§7.4), the same
- * decisions as dec_bit. The probabilities of both children are loaded while a bit is decoded,
- * which takes the load off the chain of dependent steps. */
+static inline int dec_bit(Decoder *d, Prob *p) { return dec_decide(d, *p, p); }
+
+/* The bit length of a residual: 6 adaptive bits down the context's tree (§7.4). The
+ * probabilities of both children are loaded while a bit is decoded, which takes the load off
+ * the chain of dependent steps. */
 static inline unsigned dec_tree(Decoder *d, Prob *tree) {
     unsigned node = 1;
     uint32_t prob = tree[1];
     for (int level = 0; level < 6; level++) {
         uint32_t p0 = 0, p1 = 0;
         if (level < 5) { p0 = tree[2 * node]; p1 = tree[2 * node + 1]; }
-        const uint32_t bound = (d->range >> PROB_BITS) * prob;
-        const int bit = d->code >= bound;
-        d->code -= bound & (0u - (uint32_t)bit);
-        d->range = bit ? d->range - bound : bound;
-        tree[node] =
-            (Prob)(bit ? prob - (prob >> ADAPT_SHIFT) : prob + ((PROB_ONE - prob) >> ADAPT_SHIFT));
-        while (d->range < RANGE_TOP) { d->range <<= 8; d->code = (d->code << 8) | dec_byte(d); }
+        const int bit = dec_decide(d, prob, &tree[node]);
         node = 2 * node + (unsigned)bit;
         prob = bit ? p1 : p0;
     }
@@ -566,9 +562,7 @@ static PyObject *rc_decode(PyObject *self, PyObject *args) {
             int m1 = dec_bit(&d, &m->mant1[len]);
             v = 2 | (uint64_t)m1;
             if (len >= 3) {
-                Prob p = m1 ? second1 : second0;
-                v = (v << 1) | (uint64_t)dec_bit(&d, &p);
-                second[m1] = p;
+                v = (v << 1) | (uint64_t)dec_decide(&d, m1 ? second1 : second0, &second[m1]);
                 if (len >= 4) v = (v << (len - 3)) | dec_direct(&d, len - 3);
             }
         }
@@ -622,7 +616,6 @@ typedef struct {
     int16_t *rows;  /* hidden x padded: W's rows, for the portable build */
     int32_t c1[MAX_HIDDEN_PADDED];
     int16_t w2[MAX_HIDDEN_PADDED];
-    int32_t w2_wide[MAX_HIDDEN_PADDED];  /* the same weights as int32 */
 } Net;
 
 static void release_net(Net *n) {
@@ -676,7 +669,6 @@ static int get_net(PyObject *obj, Net *n) {
             memset(n->w2, 0, sizeof n->w2);
             memcpy(n->c1, c1.buf, (size_t)n->hidden * sizeof(int32_t));
             memcpy(n->w2, w2.buf, (size_t)n->hidden * sizeof(int16_t));
-            for (int i = 0; i < MAX_HIDDEN_PADDED; i++) n->w2_wide[i] = n->w2[i];
         }
     }
     PyBuffer_Release(&w1); PyBuffer_Release(&c1); PyBuffer_Release(&w2);
@@ -789,8 +781,8 @@ static inline int64_t output_unit(const Net *n, int32_t o, int k) {
                                                               pairs[p]));                  \
             __m256i h = _mm256_min_epi32(_mm256_max_epi32(_mm256_sra_epi32(acc, shift1),   \
                                                           zero), top);                     \
-            const __m256i w2 =                                                             \
-                _mm256_loadu_si256((const __m256i *)(n->w2_wide + b * HIDDEN_BLOCK));      \
+            const __m256i w2 = _mm256_cvtepi16_epi32(                                      \
+                _mm_loadu_si128((const __m128i *)(n->w2 + b * HIDDEN_BLOCK)));             \
             out = _mm256_add_epi32(out, _mm256_mullo_epi32(h, w2));                        \
         }                                                                                  \
         __m128i o4 = _mm_add_epi32(_mm256_castsi256_si128(out),                            \
@@ -800,8 +792,8 @@ static inline int64_t output_unit(const Net *n, int32_t o, int k) {
         return output_unit(n, _mm_cvtsi128_si32(o4), k);                                   \
     }
 
-#define DEFINE_CORRECTION_BASE(P)                                                          \
-    static inline int64_t correction_base_##P(const Net *n, const int16_t *x, int k) {    \
+#define DEFINE_CORRECTION_SSE2(P)                                                          \
+    static inline int64_t correction_sse2_##P(const Net *n, const int16_t *x, int k) {    \
         __m128i pairs[P / 2];                                                              \
         for (int p = 0; p < P / 2; p++) {                                                  \
             int32_t pair;                                                                  \
@@ -841,7 +833,7 @@ static inline int64_t output_unit(const Net *n, int32_t o, int k) {
             for (int j = 0; j < P; j++) acc += (int32_t)row[j] * (int32_t)x[j];            \
             acc = (acc + n->c1[i]) >> n->shift1;                                           \
             acc = acc < 0 ? 0 : acc > ACTIVATION_MAX ? ACTIVATION_MAX : acc;               \
-            o += n->w2_wide[i] * acc;                                                      \
+            o += (int32_t)n->w2[i] * acc;                                                  \
         }                                                                                  \
         return output_unit(n, o, k);                                                       \
     }
@@ -921,10 +913,10 @@ DEFINE_CORRECTION_PORTABLE(32) DEFINE_CORRECTION_PORTABLE(40) DEFINE_CORRECTION_
 DEFINE_CORRECTION_PORTABLE(56) DEFINE_CORRECTION_PORTABLE(64) DEFINE_CORRECTION_PORTABLE(72)
 DEFINE_VARIANT(portable, )
 #if defined(X86_PATHS)
-DEFINE_CORRECTION_BASE(8) DEFINE_CORRECTION_BASE(16) DEFINE_CORRECTION_BASE(24)
-DEFINE_CORRECTION_BASE(32) DEFINE_CORRECTION_BASE(40) DEFINE_CORRECTION_BASE(48)
-DEFINE_CORRECTION_BASE(56) DEFINE_CORRECTION_BASE(64) DEFINE_CORRECTION_BASE(72)
-DEFINE_VARIANT(base, )
+DEFINE_CORRECTION_SSE2(8) DEFINE_CORRECTION_SSE2(16) DEFINE_CORRECTION_SSE2(24)
+DEFINE_CORRECTION_SSE2(32) DEFINE_CORRECTION_SSE2(40) DEFINE_CORRECTION_SSE2(48)
+DEFINE_CORRECTION_SSE2(56) DEFINE_CORRECTION_SSE2(64) DEFINE_CORRECTION_SSE2(72)
+DEFINE_VARIANT(sse2, )
 DEFINE_CORRECTION_AVX2(8) DEFINE_CORRECTION_AVX2(16) DEFINE_CORRECTION_AVX2(24)
 DEFINE_CORRECTION_AVX2(32) DEFINE_CORRECTION_AVX2(40) DEFINE_CORRECTION_AVX2(48)
 DEFINE_CORRECTION_AVX2(56) DEFINE_CORRECTION_AVX2(64) DEFINE_CORRECTION_AVX2(72)
@@ -946,7 +938,7 @@ static int variant_count = 1, variant_used = 0;
 
 static void choose_loops(void) {
 #if defined(X86_PATHS)
-    VARIANTS[variant_count++] = (LoopVariant){"sse2", RESIDUAL_LOOPS_base, RESTORE_LOOPS_base};
+    VARIANTS[variant_count++] = (LoopVariant){"sse2", RESIDUAL_LOOPS_sse2, RESTORE_LOOPS_sse2};
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2"))
         VARIANTS[variant_count++] = (LoopVariant){"avx2", RESIDUAL_LOOPS_avx2, RESTORE_LOOPS_avx2};
