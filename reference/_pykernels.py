@@ -7,8 +7,8 @@ import math
 
 from ._bitpack import unpack_small
 from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP,
-                             FEATURE_MAX, MAX_COEF_BITS, MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, OUTPUT_MAX,
-                             OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
+                             FEATURE_MAX, MAX_COEF_BITS, MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN,
+                             NUM_CONTEXTS, OUTPUT_MAX, OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
 __all__ = ["lpc_residual", "lpc_restore", "unpack_coefs", "rc_encode", "rc_decode",

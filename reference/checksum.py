@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["crc8", "crc32", "PcmDigest", "pcm_bytes", "pack_int24"]
+__all__ = ["crc8", "crc32", "PcmDigest", "pcm_bytes"]
 
 
 def _crc8_table() -> list[int]:
@@ -45,10 +45,10 @@ def pcm_bytes(pcm: np.ndarray, bits_per_sample: int) -> bytes:
         return pcm.astype("<i2").tobytes()
     if width == 4:
         return pcm.astype("<i4").tobytes()
-    return pack_int24(pcm)
+    return _pack_int24(pcm)
 
 
-def pack_int24(pcm: np.ndarray) -> bytes:
+def _pack_int24(pcm: np.ndarray) -> bytes:
     """Little-endian 3-byte two's complement of each value, in order. Three byte-plane stores
     into a contiguous (n, 3) array are ~4x faster than copying 3 of every 4 bytes of an int32
     view (numpy copies such strided 3-byte rows element by element)."""

@@ -637,8 +637,8 @@ class StreamDecoder:
                               **where, section="§5.3")
         width = bits - wasted
         lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-        body = sub["body"]
-        if sub["subframe_type"] == SubframeType.CONSTANT:
+        body, kind = sub["body"], sub["subframe_type"]
+        if kind == SubframeType.CONSTANT:
             if wasted:
                 raise FormatError("a CONSTANT subframe must have wasted_bits 0", **where,
                                   section="§5.4")
@@ -646,7 +646,7 @@ class StreamDecoder:
                 raise IntegrityError(f"constant {body['value']} is outside the {bits}-bit range",
                                      **where, section="§5.4")
             return np.full(count, body["value"], np.int64)
-        if sub["subframe_type"] == SubframeType.MODEL_LOSSY:
+        if kind == SubframeType.MODEL_LOSSY:
             if wasted:
                 raise FormatError("a MODEL_LOSSY subframe must have wasted_bits 0", **where,
                                   section="§8.6")
@@ -657,7 +657,7 @@ class StreamDecoder:
                 return lossy.decode_samples(self._model, symbols, count, lo, hi)
             except FormatError as exc:
                 raise FormatError(str(exc), **where) from None
-        if sub["subframe_type"] == SubframeType.VERBATIM:
+        if kind == SubframeType.VERBATIM:
             expected = packed_size(count, width)
             if body["data_length"] != expected:
                 raise FormatError(f"VERBATIM data_length {expected} expected, found "
@@ -677,7 +677,7 @@ class StreamDecoder:
             coefs = np.empty(order, np.int32)
             kernels.unpack_coefs(body["coefs"], order, body["coef_bits"], coefs)
             x = np.empty(count, np.int64)
-            if sub["subframe_type"] == SubframeType.MODEL_PREDICTED:
+            if kind == SubframeType.MODEL_PREDICTED:
                 model = self._model
                 symbols = np.empty(model.latent_dim, np.int64)
                 status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x, symbols,

@@ -13,7 +13,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .checksum import pack_int24
+from .checksum import pcm_bytes
 from .spec.errors import WavError
 
 __all__ = ["WavFormat", "WavReader", "WavWriter", "WavError", "read_wav", "write_wav"]
@@ -271,14 +271,10 @@ class WavWriter:
             raise WavError(f"block has {block.shape[1]} channels, expected {self.fmt.channels}")
         shift = self.container - self.fmt.bits_per_sample
         a = block.astype(np.int64) << shift if shift else block
-        if self.container == 8:
+        if self.container == 8:  # 8-bit WAV is unsigned
             out = (a.astype(np.int16) + 128).astype(np.uint8).tobytes()
-        elif self.container == 16:
-            out = a.astype("<i2").tobytes()
-        elif self.container == 24:
-            out = pack_int24(a)
-        else:
-            out = a.astype("<i4").tobytes()
+        else:  # little-endian two's complement: the image the PCM MD5 covers (§4.2)
+            out = pcm_bytes(a, self.container)
         self.file.write(out)
         self.frames += len(block)
 

@@ -1,5 +1,6 @@
 """The learned model (spec §8): model files, the integer network, MODEL_PREDICTED streams."""
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -26,12 +27,20 @@ from _signals import make_signal
 LOOP_BUILDS = c_impl.model_loops()[1]
 
 
+@contextlib.contextmanager
+def loops_of(build: str):
+    """Run the compiled model loops of ``build``, then the ones in use before."""
+    used = c_impl.model_loops(build)[0]
+    try:
+        yield build
+    finally:
+        c_impl.model_loops(used)
+
+
 @pytest.fixture(params=LOOP_BUILDS)
 def loop_build(request):
-    used = c_impl.model_loops()[0]
-    c_impl.model_loops(request.param)
-    yield request.param
-    c_impl.model_loops(used)
+    with loops_of(request.param) as build:
+        yield build
 
 
 def random_model(seed=0, history=4, hidden=6, latent_dim=3, levels=4, wmax=8191, name=None,
@@ -83,11 +92,8 @@ def test_compiled_and_python_networks_agree_exactly(build, seed, history, hidden
     cross = rng.integers(-(1 << 30), 1 << 30, n, dtype=np.int64) if with_cross else None
     net = _net(seed, history, hidden)
     out_c, out_py = np.empty_like(e), np.empty_like(e)
-    used = c_impl.model_loops(build)[0]
-    try:
+    with loops_of(build):
         c_impl.model_residual(e, s, cross, width, mean_log2, net, out_c)
-    finally:
-        c_impl.model_loops(used)
     py_impl.model_residual(e, s, cross, width, mean_log2, net, out_py)
     assert np.array_equal(out_c, out_py)
     f_c = np.empty((n, 2 * history + 5), np.int16)
@@ -112,15 +118,12 @@ def test_model_restore_inverts_model_residual_in_both_implementations(build, see
     net = _net(seed, 3, hidden)
     coded = np.empty_like(e)
     py_impl.model_residual(e, s, cross, 20, 8, net, coded)
-    used = c_impl.model_loops(build)[0]
-    try:
+    with loops_of(build):
         for impl in (c_impl, py_impl):
             buf, e_out = coded.copy(), np.zeros_like(coded)
             assert impl.model_restore(buf, coefs, order, 11, -2**40, 2**40, 20, 8, net, cross,
                                       e_out) == -1
             assert np.array_equal(buf, s) and np.array_equal(e_out, e)
-    finally:
-        c_impl.model_loops(used)
 
 
 def test_one_correction_matches_a_hand_computation(loop_build):
