@@ -1272,6 +1272,94 @@ static PyObject *quantize(PyObject *self, PyObject *args) {
     return Py_BuildValue("(ii)", shift, coef_bits);
 }
 
+/* ---------------------------------------------------- frame assembly -- */
+
+/* Left and right from the two coded channels (§6.1); the spec's channel_mode values. */
+static inline void restore_pair(int mode, int64_t a, int64_t b, int64_t *left, int64_t *right) {
+    switch (mode) {
+    case 1: *left = a; *right = a - b; break;                      /* LEFT_SIDE */
+    case 2: *left = a + b; *right = b; break;                      /* SIDE_RIGHT */
+    case 3: {                                                      /* MID_SIDE */
+        const int64_t mid = (int64_t)((uint64_t)a << 1) | (b & 1);
+        *left = (mid + b) >> 1; *right = (mid - b) >> 1;
+        break;
+    }
+    default: *left = a; *right = b;                                /* INDEPENDENT */
+    }
+}
+
+/* frame_pcm(coded, mode, bits, pcm, image) -> -1, or the first sample (frame-relative) whose
+ * restored value leaves the bits-bit range. coded: one int64 buffer per channel, count values
+ * each, channels 0 and 1 decorrelated by ``mode`` (§6.1); pcm: int32, count x channels,
+ * interleaved; image: count x channels x ceil(bits/8) bytes, the little-endian image the PCM
+ * MD5 covers (§4.2). One pass instead of numpy's restore, stack, min, max, cast and pack. */
+#define FRAME_PCM_MAX_CHANNELS 255
+static PyObject *frame_pcm(PyObject *self, PyObject *args) {
+    PyObject *seq_obj, *p_obj, *i_obj;
+    int mode, bits;
+    if (!PyArg_ParseTuple(args, "OiiOO", &seq_obj, &mode, &bits, &p_obj, &i_obj)) return NULL;
+    if (bits < 1 || bits > 32 || mode < 0 || mode > 3) {
+        PyErr_SetString(PyExc_ValueError, "frame_pcm: bits 1..32, mode 0..3");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(seq_obj, "frame_pcm: coded must be a sequence");
+    if (!seq) return NULL;
+    const Py_ssize_t channels = PySequence_Fast_GET_SIZE(seq);
+    if (channels < 1 || channels > FRAME_PCM_MAX_CHANNELS || (mode && channels < 2)) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "frame_pcm: 1..255 channels, two for a mode");
+        return NULL;
+    }
+    Py_buffer views[FRAME_PCM_MAX_CHANNELS], pcm, image;
+    const int64_t *in[FRAME_PCM_MAX_CHANNELS];
+    Py_ssize_t got = 0, count = -1;
+    int ok = 1;
+    for (; got < channels; got++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], 0, 8, "coded") < 0) {
+            ok = 0;
+            break;
+        }
+        in[got] = views[got].buf;
+        if (count < 0) count = views[got].len / 8;
+        if (views[got].len / 8 != count) {
+            PyErr_SetString(PyExc_ValueError, "frame_pcm: channels of different lengths");
+            got++; ok = 0;
+            break;
+        }
+    }
+    const int width = (bits + 7) / 8;
+    int have_pcm = 0, have_image = 0;
+    if (ok) ok = have_pcm = get_buffer(p_obj, &pcm, 1, 4, "pcm") == 0;
+    if (ok) ok = have_image = get_buffer(i_obj, &image, 1, 1, "image") == 0;
+    if (ok && (pcm.len / 4 != count * channels || image.len != count * channels * width)) {
+        PyErr_SetString(PyExc_ValueError, "frame_pcm: pcm or image of the wrong size");
+        ok = 0;
+    }
+    Py_ssize_t bad = -1;
+    if (ok) {
+        const int64_t lo = -((int64_t)1 << (bits - 1)), hi = ((int64_t)1 << (bits - 1)) - 1;
+        int32_t *out = pcm.buf;
+        uint8_t *img = image.buf;
+        const Py_ssize_t first_plain = channels >= 2 ? 2 : 0;
+        for (Py_ssize_t i = 0; i < count && bad < 0; i++) {
+            int64_t v[FRAME_PCM_MAX_CHANNELS];
+            if (first_plain) restore_pair(mode, in[0][i], in[1][i], &v[0], &v[1]);
+            for (Py_ssize_t c = first_plain; c < channels; c++) v[c] = in[c][i];
+            for (Py_ssize_t c = 0; c < channels; c++) {
+                if (v[c] < lo || v[c] > hi) { bad = i; break; }
+                *out++ = (int32_t)v[c];
+                for (int k = 0; k < width; k++) *img++ = (uint8_t)((uint64_t)v[c] >> (8 * k));
+            }
+        }
+    }
+    for (Py_ssize_t c = 0; c < got; c++) PyBuffer_Release(&views[c]);
+    if (have_pcm) PyBuffer_Release(&pcm);
+    if (have_image) PyBuffer_Release(&image);
+    Py_DECREF(seq);
+    if (!ok) return NULL;
+    return PyLong_FromSsize_t(bad);
+}
+
 static PyMethodDef methods[] = {
     {"autocorrelation", autocorrelation, METH_VARARGS,
      "autocorrelation(x, max_lag, r): r[k] = sum of x[i]*x[i+k], in order (encoder only)."},
@@ -1295,6 +1383,8 @@ static PyMethodDef methods[] = {
      "model_residual(e, s, cross, width, mean_log2, net, out): e minus the correction (8.4)."},
     {"model_restore", model_restore, METH_VARARGS,
      "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
+    {"frame_pcm", frame_pcm, METH_VARARGS,
+     "frame_pcm(coded, mode, bits, pcm, image) -> first bad index or -1 (spec 6.1, 4.2)."},
     {"model_loops", model_loops, METH_VARARGS,
      "model_loops([name]) -> (name in use, names available): the build of the model loops."},
     {NULL, NULL, 0, NULL},

@@ -12,7 +12,7 @@ from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHI
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
 __all__ = ["lpc_residual", "lpc_restore", "unpack_coefs", "rc_encode", "rc_decode",
-           "model_features", "model_residual", "model_restore", "quantize"]
+           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
@@ -52,6 +52,35 @@ def lpc_restore(buf, coefs, order, shift, lo, hi):
             return i
         s.append(value)
         buf[i] = value
+    return -1
+
+
+def frame_pcm(coded, mode, bits, pcm, image):
+    """Channels 0 and 1 restored from ``mode`` (§6.1), every value checked against the
+    ``bits``-bit range, written interleaved to int32 ``pcm`` and as the little-endian PCM image
+    of §4.2 (ceil(bits/8) bytes a value) to ``image``. The first bad sample index, or -1."""
+    channels, count = len(coded), len(coded[0])
+    width = (bits + 7) // 8
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    flat = memoryview(pcm).cast("B").cast("i")
+    pos = 0
+    for i in range(count):
+        v = [int(channel[i]) for channel in coded]
+        if channels >= 2:
+            a, b = v[0], v[1]
+            if mode == 1:  # LEFT_SIDE
+                v[1] = a - b
+            elif mode == 2:  # SIDE_RIGHT
+                v[0] = a + b
+            elif mode == 3:  # MID_SIDE
+                mid = (a << 1) | (b & 1)
+                v[0], v[1] = (mid + b) >> 1, (mid - b) >> 1
+        for c, x in enumerate(v):
+            if not lo <= x <= hi:
+                return i
+            flat[i * channels + c] = x
+            image[pos:pos + width] = (x % (1 << (8 * width))).to_bytes(width, "little")
+            pos += width
     return -1
 
 

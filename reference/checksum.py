@@ -70,5 +70,9 @@ class PcmDigest:
     def update(self, pcm: np.ndarray) -> None:
         self._md5.update(pcm_bytes(pcm, self.bits_per_sample))
 
+    def update_image(self, image: bytes | bytearray) -> None:
+        """Add PCM already in the byte image of :func:`pcm_bytes`."""
+        self._md5.update(image)
+
     def digest(self) -> bytes:
         return self._md5.digest()

@@ -186,9 +186,14 @@ def _decode_one(src: str, dst: str | None, args) -> str:
                         channel_mask=info.channel_mask, total_frames=info.total_samples)
         with atomic_output(dst, overwrite=args.force) as out:
             writer = WavWriter(out, fmt)
-            for block in dec:
-                writer.write(block)
-                progress.update(dec.samples_decoded)
+            if writer.takes_pcm_image:  # whole-byte samples: the decoder's image is the data
+                while (image := dec.read_frame_image()) is not None:
+                    writer.write_image(image)
+                    progress.update(dec.samples_decoded)
+            else:
+                for block in dec:
+                    writer.write(block)
+                    progress.update(dec.samples_decoded)
             writer.close()
             progress.close()
     _report_damage(src, dec)

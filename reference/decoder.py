@@ -423,6 +423,17 @@ class StreamDecoder:
         With ``keep_going``, a damaged frame does not stop decoding: the decoder resynchronises
         on the next valid frame header and yields silence for what it lost (``self.damage``).
         """
+        frame = self._next_frame()
+        return None if frame is None else frame[0]
+
+    def read_frame_image(self) -> bytearray | bytes | None:
+        """:meth:`read_frame` as the PCM byte image of §4.2 (interleaved, little-endian,
+        ceil(bits/8) bytes a sample): the data of a WAV file whose container is that width
+        (16, 24 or 32 bits). Same checks; None at the end of the stream."""
+        frame = self._next_frame()
+        return None if frame is None else frame[1]
+
+    def _next_frame(self) -> tuple[np.ndarray, bytearray | bytes] | None:
         if not self.keep_going:
             return self._read_frame()
         if self._silence_frames:
@@ -475,7 +486,7 @@ class StreamDecoder:
             count = min(count, info.total_samples - self._samples_done)
         return count
 
-    def _silence(self) -> np.ndarray:
+    def _silence(self) -> tuple[np.ndarray, bytes]:
         info = self.info
         count = info.frame_length
         if info.total_samples is not None:
@@ -484,8 +495,9 @@ class StreamDecoder:
         self._expected_frame += 1
         self._samples_done += count
         pcm = np.zeros((count, info.channels), np.int32)
-        self._digest.update(pcm)
-        return pcm
+        image = bytes(count * info.channels * ((info.bits_per_sample + 7) // 8))
+        self._digest.update_image(image)
+        return pcm, image
 
     def _resync(self, failed_start: int) -> int | None:
         """Scan for the next frame header with a valid CRC-8 and a plausible index; leave the
@@ -517,7 +529,7 @@ class StreamDecoder:
                     return index
             r.unread(rest)
 
-    def _read_frame(self) -> np.ndarray | None:
+    def _read_frame(self) -> tuple[np.ndarray, bytearray] | None:
         info = self.info
         r = self._reader
         if info.total_samples is not None and self._samples_done >= info.total_samples:
@@ -538,7 +550,7 @@ class StreamDecoder:
         head_bytes = first + r.read(FRAME_HEADER_BYTES - 1, "frame header", self._expected_frame)
         return self._decode_frame(head_bytes, offset)
 
-    def _decode_frame(self, head_bytes: bytes, offset: int) -> np.ndarray:
+    def _decode_frame(self, head_bytes: bytes, offset: int) -> tuple[np.ndarray, bytearray]:
         info = self.info
         r = self._reader
         index = self._expected_frame
@@ -580,23 +592,24 @@ class StreamDecoder:
         if crc32(payload, crc32(head_bytes)) != int.from_bytes(crc_bytes, "big"):
             raise bad(IntegrityError, "frame CRC-32 mismatch", "§5.5")
         coded, types = self._decode_subframes(payload, head, offset + FRAME_HEADER_BYTES, index)
-        if info.channels >= 2:
-            coded[0], coded[1] = chan.restore(coded[0], coded[1], head["channel_mode"])
-        pcm = np.stack(coded, axis=1) if coded else np.zeros((count, 0), np.int64)
         bits = info.bits_per_sample
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        if int(pcm.min()) < lo or int(pcm.max()) > hi:
-            raise bad(IntegrityError, f"decoded samples leave the {bits}-bit range", "§6.1")
-        pcm = pcm.astype(np.int32)
+        # Channels restored (§6.1), range-checked, interleaved and packed into the MD5's byte
+        # image (§4.2) in one kernel pass; the image also serves writers of whole-byte WAV.
+        pcm = np.empty((count, info.channels), np.int32)
+        image = bytearray(count * info.channels * ((bits + 7) // 8))
+        outside = kernels.frame_pcm(coded, head["channel_mode"], bits, pcm, image)
+        if outside >= 0:
+            raise bad(IntegrityError, f"decoded sample {outside} of the frame leaves the "
+                      f"{bits}-bit range", "§6.1")
         if self.keep_frame_infos:
             self.frames.append(FrameInfo(index, offset, self._samples_done, count,
                                          head["channel_mode"],
                                          FRAME_HEADER_BYTES + len(payload) + FRAME_CRC_BYTES,
                                          types))
-        self._digest.update(pcm)
+        self._digest.update_image(image)
         self._samples_done += count
         self._expected_frame += 1
-        return pcm
+        return pcm, image
 
     def _decode_subframes(self, payload: bytes, head, offset: int, index: int):
         info = self.info
@@ -654,7 +667,8 @@ class StreamDecoder:
             if status:
                 raise FormatError(_RC_STATUS[status], **where, section="§8.6")
             try:
-                return lossy.decode_samples(self._model, symbols, count, lo, hi)
+                return np.ascontiguousarray(lossy.decode_samples(self._model, symbols, count,
+                                                                 lo, hi), np.int64)
             except FormatError as exc:
                 raise FormatError(str(exc), **where) from None
         if kind == SubframeType.VERBATIM:

@@ -278,6 +278,21 @@ class WavWriter:
         self.file.write(out)
         self.frames += len(block)
 
+    @property
+    def takes_pcm_image(self) -> bool:
+        """Whether the data is the PCM byte image of §4.2 as it stands (whole-byte samples of
+        16, 24 or 32 bits), so that :meth:`write_image` can take it."""
+        return self.container == self.fmt.bits_per_sample and self.container > 8
+
+    def write_image(self, image: bytes | bytearray) -> None:
+        """Append frames given as the PCM byte image of §4.2 (see :attr:`takes_pcm_image`)."""
+        if not self.takes_pcm_image or len(image) % self.block_align:
+            raise WavError(f"a PCM image of {len(image)} bytes does not fit "
+                           f"{self.fmt.bits_per_sample}-bit samples in a "
+                           f"{self.container}-bit, {self.fmt.channels}-channel WAV")
+        self.file.write(image)
+        self.frames += len(image) // self.block_align
+
     def close(self) -> None:
         """Pad to an even size and make the header's sizes true where the file allows."""
         data_size = self.frames * self.block_align

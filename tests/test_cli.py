@@ -41,6 +41,18 @@ def test_encode_then_decode_gives_identical_wav_samples(tmp_path, width):
     assert test.returncode == 0 and b"MD5 checked" in test.stdout
 
 
+@pytest.mark.parametrize("bits", [12, 20])
+def test_depths_between_whole_bytes_decode_to_identical_samples(tmp_path, bits):
+    from vaelac.wav import read_wav, write_wav
+
+    pcm = make_signal("extremes", 5000, 3, bits, seed=bits)
+    write_wav(tmp_path / "in.wav", pcm, 48000, bits)
+    assert run("encode", tmp_path / "in.wav", "-o", tmp_path / "x.vae").returncode == 0
+    assert run("decode", tmp_path / "x.vae", "-o", tmp_path / "out.wav").returncode == 0
+    out, fmt = read_wav(tmp_path / "out.wav")
+    assert fmt.bits_per_sample == bits and np.array_equal(out, pcm)
+
+
 def test_stdin_to_stdout_pipeline(tmp_path):
     pcm = make_signal("sine", 3000, 1, 16, seed=1)
     src = _wav(tmp_path / "in.wav", pcm).read_bytes()

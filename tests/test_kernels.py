@@ -179,6 +179,40 @@ def test_compiled_and_python_quantizers_agree_exactly(lpc, precision):
         assert not q_c.any() and head_c == (0, 1)
 
 
+@given(bits=st.integers(1, 32), channels=st.integers(1, 5), mode=st.integers(0, 3),
+       count=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), spoil=st.booleans())
+def test_frame_assembly_restores_the_input_and_its_md5_image(bits, channels, mode, count, seed,
+                                                             spoil):
+    """frame_pcm (both backends) takes the coded channels of a frame back to the samples the
+    encoder's decorrelation started from, interleaved, with the byte image numpy's pcm_bytes
+    makes of them; a value outside the bit depth is reported at its sample."""
+    from vaelac import channels as chan
+    from vaelac.checksum import pcm_bytes
+
+    mode = mode if channels >= 2 else 0
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    pcm_in = rng.integers(lo, hi, size=(count, channels), endpoint=True)
+    pcm_in[0] = rng.choice([lo, hi], size=channels)  # full-scale extremes
+    coded = [np.ascontiguousarray(pcm_in[:, c]) for c in range(channels)]
+    if channels >= 2:
+        coded[0], coded[1] = chan.decorrelate(coded[0], coded[1], mode)
+    bad_at = -1
+    if spoil:
+        bad_at = int(rng.integers(count))
+        coded[-1] = coded[-1].copy()
+        coded[-1][bad_at] = hi + 1 if channels < 2 or mode == 0 or channels > 2 else (
+            coded[-1][bad_at] + (1 << 34))
+    width = (bits + 7) // 8
+    for impl in (c_impl, py_impl):
+        pcm = np.zeros((count, channels), np.int32)
+        image = bytearray(count * channels * width)
+        assert impl.frame_pcm(coded, mode, bits, pcm, image) == bad_at
+        if bad_at < 0:
+            assert np.array_equal(pcm, pcm_in)
+            assert bytes(image) == pcm_bytes(pcm_in, bits)
+
+
 def test_the_c_kernels_use_the_spec_constants():
     """Every normative number the C kernels define is the one spec/constants.py defines (the
     C file cannot import it): same-named defines, and the two the C names differently."""

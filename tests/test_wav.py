@@ -27,6 +27,31 @@ def test_write_then_read_is_exact(bits, channels, n, mask):
         bits, channels, mask, n)
 
 
+@given(bits=st.integers(1, 32), channels=st.integers(1, 4), n=st.integers(0, 50))
+def test_the_pcm_image_writes_the_same_file_where_it_fits(bits, channels, n):
+    """write_image (the decoder's §4.2 byte image) and write (arrays) give the same file for
+    whole-byte depths of 16-32 bits; elsewhere write_image refuses instead of writing."""
+    from vaelac.checksum import pcm_bytes
+
+    pcm = make_signal("extremes", n, channels, bits, seed=n)
+    files = []
+    for use_image in (False, True):
+        buf = io.BytesIO()
+        w = WavWriter(buf, WavFormat(8000, channels, bits, 0, 0, n))
+        if not use_image:
+            w.write(pcm)
+        elif w.takes_pcm_image:
+            w.write_image(pcm_bytes(pcm, bits))
+        else:
+            with pytest.raises(WavError):
+                w.write_image(pcm_bytes(pcm, bits))
+            assert bits % 8 or bits == 8
+            return
+        w.close()
+        files.append(buf.getvalue())
+    assert bits in (16, 24, 32) and files[0] == files[1]
+
+
 @pytest.mark.parametrize("width", [1, 2, 3, 4])
 def test_plain_pcm_agrees_with_the_stdlib_wave_module(tmp_path, width):
     pcm = make_signal("noise", 300, 2, 8 * width, seed=width)
