@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
+    import numpy as np
 
 __all__ = ["pack_signed", "unpack_signed", "unpack_small", "packed_size"]
 
@@ -14,6 +17,7 @@ def packed_size(count: int, width: int) -> int:
 
 def pack_signed(x: np.ndarray, width: int) -> bytes:
     """Pack int64 samples that fit in ``width`` signed bits (1..33)."""
+    import numpy as np
     if len(x) == 0:
         return b""
     u = x.astype(np.int64).view(np.uint64) & np.uint64((1 << width) - 1)
@@ -24,6 +28,7 @@ def pack_signed(x: np.ndarray, width: int) -> bytes:
 
 def unpack_signed(data: bytes, count: int, width: int) -> np.ndarray:
     """Inverse of :func:`pack_signed`; ``data`` must hold exactly ``packed_size`` bytes."""
+    import numpy as np
     if count == 0:
         return np.zeros(0, np.int64)
     bits = np.unpackbits(np.frombuffer(data, np.uint8), count=count * width)

@@ -130,23 +130,22 @@ static Py_ssize_t restore_steady(int64_t *sp, const int32_t *cp, int order, int 
     return RESTORE[order](sp, cp, shift, from, n, lo, hi);
 }
 
-/* unpack_coefs(data, count, width, out): the LPC coefficients of a PREDICTED subframe (§5.4),
- * count two's-complement values of width bits, MSB first, into int32 out. */
-static PyObject *unpack_coefs(PyObject *self, PyObject *args) {
+/* unpack_signed(data, count, width, out): count two's-complement values of width bits, MSB
+ * first (§5.4), into out: int32 for the LPC coefficients of a PREDICTED subframe (width up to
+ * 32), int64 for the samples of a VERBATIM one (up to 33, a 32-bit side channel). */
+static PyObject *unpack_signed(PyObject *self, PyObject *args) {
     PyObject *d_obj, *o_obj;
     int count, width;
     if (!PyArg_ParseTuple(args, "OiiO", &d_obj, &count, &width, &o_obj)) return NULL;
-    if (width < 1 || width > 32 || count < 0) {
-        PyErr_SetString(PyExc_ValueError, "unpack_coefs: width 1..32, count >= 0");
-        return NULL;
-    }
     Py_buffer d, o;
     if (get_buffer(d_obj, &d, 0, 1, "data") < 0) return NULL;
-    if (get_buffer(o_obj, &o, 1, 4, "out") < 0) { PyBuffer_Release(&d); return NULL; }
-    int ok = (int64_t)count * width <= (int64_t)d.len * 8 && o.len / 4 >= count;
+    if (get_buffer(o_obj, &o, 1, 0, "out") < 0) { PyBuffer_Release(&d); return NULL; }
+    const Py_ssize_t item = o.itemsize;
+    int ok = (item == 4 || item == 8) && width >= 1 && width <= (item == 4 ? 32 : 33)
+             && count >= 0 && (int64_t)count * width <= (int64_t)d.len * 8
+             && o.len / item >= count;
     if (ok) {
         const uint8_t *in = d.buf;
-        int32_t *out = o.buf;
         uint64_t acc = 0;
         int have = 0;
         Py_ssize_t pos = 0;
@@ -155,10 +154,12 @@ static PyObject *unpack_coefs(PyObject *self, PyObject *args) {
             uint64_t v = (acc >> (have - width)) & (((uint64_t)1 << width) - 1);
             have -= width;
             int64_t x = (int64_t)v - ((v >> (width - 1)) ? ((int64_t)1 << width) : 0);
-            out[i] = (int32_t)x;
+            if (item == 4) ((int32_t *)o.buf)[i] = (int32_t)x;
+            else ((int64_t *)o.buf)[i] = x;
         }
     } else {
-        PyErr_SetString(PyExc_ValueError, "unpack_coefs: data too short or out too small");
+        PyErr_SetString(PyExc_ValueError, "unpack_signed: out of int32 (width 1..32) or int64 "
+                        "(1..33) items, count >= 0, enough data");
     }
     PyBuffer_Release(&d); PyBuffer_Release(&o);
     if (!ok) return NULL;
@@ -1272,6 +1273,42 @@ static PyObject *quantize(PyObject *self, PyObject *args) {
     return Py_BuildValue("(ii)", shift, coef_bits);
 }
 
+/* affine(weights, x, biases, out): out[j] = biases[j] + sum_i weights[j][i] * x[i], weights
+ * int16 row-major (rows x cols), x int64 (cols), biases and out int32 (rows). A model's latent
+ * inputs folded into its first layer's biases once per subframe (§8.3); the model loader's
+ * bounds (§8.1) keep every sum within int32. */
+static PyObject *affine(PyObject *self, PyObject *args) {
+    PyObject *w_obj, *x_obj, *b_obj, *o_obj;
+    if (!PyArg_ParseTuple(args, "OOOO", &w_obj, &x_obj, &b_obj, &o_obj)) return NULL;
+    Py_buffer w, x, b, o;
+    if (get_buffer(w_obj, &w, 0, 2, "weights") < 0) return NULL;
+    if (get_buffer(x_obj, &x, 0, 8, "x") < 0) { PyBuffer_Release(&w); return NULL; }
+    if (get_buffer(b_obj, &b, 0, 4, "biases") < 0) {
+        PyBuffer_Release(&w); PyBuffer_Release(&x); return NULL;
+    }
+    if (get_buffer(o_obj, &o, 1, 4, "out") < 0) {
+        PyBuffer_Release(&w); PyBuffer_Release(&x); PyBuffer_Release(&b); return NULL;
+    }
+    const Py_ssize_t rows = b.len / 4, cols = x.len / 8;
+    const int ok = o.len / 4 == rows && w.len / 2 == rows * cols;
+    if (ok) {
+        const int16_t *wp = w.buf;
+        const int64_t *xp = x.buf;
+        const int32_t *bp = b.buf;
+        int32_t *op = o.buf;
+        for (Py_ssize_t j = 0; j < rows; j++) {
+            int64_t acc = bp[j];
+            for (Py_ssize_t i = 0; i < cols; i++) acc += (int64_t)wp[j * cols + i] * xp[i];
+            op[j] = (int32_t)acc;
+        }
+    } else {
+        PyErr_SetString(PyExc_ValueError, "affine: weights, x, biases and out do not agree");
+    }
+    PyBuffer_Release(&w); PyBuffer_Release(&x); PyBuffer_Release(&b); PyBuffer_Release(&o);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* ---------------------------------------------------- frame assembly -- */
 
 /* Left and right from the two coded channels (§6.1); the spec's channel_mode values. */
@@ -1288,16 +1325,20 @@ static inline void restore_pair(int mode, int64_t a, int64_t b, int64_t *left, i
     }
 }
 
-/* frame_pcm(coded, mode, bits, pcm, image) -> -1, or the first sample (frame-relative) whose
- * restored value leaves the bits-bit range. coded: one int64 buffer per channel, count values
- * each, channels 0 and 1 decorrelated by ``mode`` (§6.1); pcm: int32, count x channels,
+/* frame_pcm(coded, shifts, mode, bits, pcm, image) -> -1, or the first sample (frame-relative)
+ * whose restored value leaves the bits-bit range. coded: one int64 buffer per channel, count
+ * values each, to be shifted left by the channel's wasted bits (shifts: one byte a channel,
+ * §5.3), channels 0 and 1 decorrelated by ``mode`` (§6.1); pcm: int32, count x channels,
  * interleaved; image: count x channels x ceil(bits/8) bytes, the little-endian image the PCM
  * MD5 covers (§4.2). One pass instead of numpy's restore, stack, min, max, cast and pack. */
 #define FRAME_PCM_MAX_CHANNELS 255
 static PyObject *frame_pcm(PyObject *self, PyObject *args) {
     PyObject *seq_obj, *p_obj, *i_obj;
+    const char *shifts;
+    Py_ssize_t shift_count;
     int mode, bits;
-    if (!PyArg_ParseTuple(args, "OiiOO", &seq_obj, &mode, &bits, &p_obj, &i_obj)) return NULL;
+    if (!PyArg_ParseTuple(args, "Oy#iiOO", &seq_obj, &shifts, &shift_count, &mode, &bits, &p_obj,
+                          &i_obj)) return NULL;
     if (bits < 1 || bits > 32 || mode < 0 || mode > 3) {
         PyErr_SetString(PyExc_ValueError, "frame_pcm: bits 1..32, mode 0..3");
         return NULL;
@@ -1305,9 +1346,13 @@ static PyObject *frame_pcm(PyObject *self, PyObject *args) {
     PyObject *seq = PySequence_Fast(seq_obj, "frame_pcm: coded must be a sequence");
     if (!seq) return NULL;
     const Py_ssize_t channels = PySequence_Fast_GET_SIZE(seq);
-    if (channels < 1 || channels > FRAME_PCM_MAX_CHANNELS || (mode && channels < 2)) {
+    int shifts_ok = shift_count == channels;
+    for (Py_ssize_t c = 0; shifts_ok && c < channels; c++) shifts_ok = (uint8_t)shifts[c] < 32;
+    if (channels < 1 || channels > FRAME_PCM_MAX_CHANNELS || (mode && channels < 2)
+            || !shifts_ok) {
         Py_DECREF(seq);
-        PyErr_SetString(PyExc_ValueError, "frame_pcm: 1..255 channels, two for a mode");
+        PyErr_SetString(PyExc_ValueError,
+                        "frame_pcm: 1..255 channels (two for a mode), a shift 0..31 for each");
         return NULL;
     }
     Py_buffer views[FRAME_PCM_MAX_CHANNELS], pcm, image;
@@ -1343,8 +1388,9 @@ static PyObject *frame_pcm(PyObject *self, PyObject *args) {
         const Py_ssize_t first_plain = channels >= 2 ? 2 : 0;
         for (Py_ssize_t i = 0; i < count && bad < 0; i++) {
             int64_t v[FRAME_PCM_MAX_CHANNELS];
-            if (first_plain) restore_pair(mode, in[0][i], in[1][i], &v[0], &v[1]);
-            for (Py_ssize_t c = first_plain; c < channels; c++) v[c] = in[c][i];
+            for (Py_ssize_t c = 0; c < channels; c++)
+                v[c] = (int64_t)((uint64_t)in[c][i] << (uint8_t)shifts[c]);
+            if (first_plain) restore_pair(mode, v[0], v[1], &v[0], &v[1]);
             for (Py_ssize_t c = 0; c < channels; c++) {
                 if (v[c] < lo || v[c] > hi) { bad = i; break; }
                 *out++ = (int32_t)v[c];
@@ -1369,8 +1415,8 @@ static PyMethodDef methods[] = {
      "levinson(r, max_order, coefs, errors): LPC of every order 1..max_order (encoder only)."},
     {"lpc_residual", lpc_residual, METH_VARARGS,
      "lpc_residual(samples, coefs, order, shift, out): residual of int64 samples (spec 6.3)."},
-    {"unpack_coefs", unpack_coefs, METH_VARARGS,
-     "unpack_coefs(data, count, width, out): signed MSB-first coefficients to int32 (spec 5.4)."},
+    {"unpack_signed", unpack_signed, METH_VARARGS,
+     "unpack_signed(data, count, width, out): signed MSB-first values to int32/int64 (5.4)."},
     {"lpc_restore", lpc_restore, METH_VARARGS,
      "lpc_restore(buf, coefs, order, shift, lo, hi) -> first bad index or -1 (spec 6.3)."},
     {"rc_encode", rc_encode, METH_VARARGS,
@@ -1383,8 +1429,10 @@ static PyMethodDef methods[] = {
      "model_residual(e, s, cross, width, mean_log2, net, out): e minus the correction (8.4)."},
     {"model_restore", model_restore, METH_VARARGS,
      "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
+    {"affine", affine, METH_VARARGS,
+     "affine(weights, x, biases, out): out = biases + weights @ x, int16/int64/int32 (8.3)."},
     {"frame_pcm", frame_pcm, METH_VARARGS,
-     "frame_pcm(coded, mode, bits, pcm, image) -> first bad index or -1 (spec 6.1, 4.2)."},
+     "frame_pcm(coded, shifts, mode, bits, pcm, image) -> first bad index or -1 (5.3, 6.1, 4.2)."},
     {"model_loops", model_loops, METH_VARARGS,
      "model_loops([name]) -> (name in use, names available): the build of the model loops."},
     {NULL, NULL, 0, NULL},

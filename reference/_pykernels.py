@@ -11,8 +11,8 @@ from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHI
                              NUM_CONTEXTS, OUTPUT_MAX, OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
-__all__ = ["lpc_residual", "lpc_restore", "unpack_coefs", "rc_encode", "rc_decode",
-           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm"]
+__all__ = ["lpc_residual", "lpc_restore", "unpack_signed", "rc_encode", "rc_decode",
+           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
@@ -37,9 +37,11 @@ def lpc_residual(samples, coefs, order, shift, out):
         out[i] = s[i] - _predict(s, i, c, order, shift)
 
 
-def unpack_coefs(data, count, width, out):
-    """The LPC coefficients of a PREDICTED subframe (§5.4) into int32 ``out``."""
-    out[:count] = unpack_small(bytes(data), count, width)
+def unpack_signed(data, count, width, out):
+    """``count`` two's-complement values of ``width`` bits, MSB first (§5.4), into ``out``
+    (LPC coefficients, VERBATIM samples)."""
+    for i, value in enumerate(unpack_small(bytes(data), count, width)):
+        out[i] = value
 
 
 def lpc_restore(buf, coefs, order, shift, lo, hi):
@@ -55,8 +57,16 @@ def lpc_restore(buf, coefs, order, shift, lo, hi):
     return -1
 
 
-def frame_pcm(coded, mode, bits, pcm, image):
-    """Channels 0 and 1 restored from ``mode`` (§6.1), every value checked against the
+def affine(weights, x, biases, out):
+    """out[j] = biases[j] + sum_i weights[j][i] * x[i] (int16 weights, row-major)."""
+    cols = len(x)
+    for j in range(len(biases)):
+        out[j] = int(biases[j]) + sum(int(weights[j * cols + i]) * int(x[i]) for i in range(cols))
+
+
+def frame_pcm(coded, shifts, mode, bits, pcm, image):
+    """Each channel shifted left by its wasted bits (``shifts``, §5.3), channels 0 and 1
+    restored from ``mode`` (§6.1), every value checked against the
     ``bits``-bit range, written interleaved to int32 ``pcm`` and as the little-endian PCM image
     of §4.2 (ceil(bits/8) bytes a value) to ``image``. The first bad sample index, or -1."""
     channels, count = len(coded), len(coded[0])
@@ -65,7 +75,7 @@ def frame_pcm(coded, mode, bits, pcm, image):
     flat = memoryview(pcm).cast("B").cast("i")
     pos = 0
     for i in range(count):
-        v = [int(channel[i]) for channel in coded]
+        v = [int(channel[i]) << shift for channel, shift in zip(coded, shifts)]
         if channels >= 2:
             a, b = v[0], v[1]
             if mode == 1:  # LEFT_SIDE

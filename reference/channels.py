@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .spec.constants import ChannelMode
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
+    import numpy as np
 
 __all__ = ["decorrelate", "restore", "side_channel_index"]
 

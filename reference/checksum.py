@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
+    import numpy as np
 
 __all__ = ["crc8", "crc32", "PcmDigest", "pcm_bytes"]
 
@@ -38,6 +40,7 @@ def crc32(data: bytes, value: int = 0) -> int:
 
 def pcm_bytes(pcm: np.ndarray, bits_per_sample: int) -> bytes:
     """The byte image the PCM MD5 covers (§4.2): interleaved, little-endian, ceil(bits/8) bytes."""
+    import numpy as np
     width = (bits_per_sample + 7) // 8
     if width == 1:
         return pcm.astype("<i1").tobytes()
@@ -52,6 +55,7 @@ def _pack_int24(pcm: np.ndarray) -> bytes:
     """Little-endian 3-byte two's complement of each value, in order. Three byte-plane stores
     into a contiguous (n, 3) array are ~4x faster than copying 3 of every 4 bytes of an int32
     view (numpy copies such strided 3-byte rows element by element)."""
+    import numpy as np
     v = np.asarray(pcm, dtype=np.int32).reshape(-1)
     out = np.empty((v.size, 3), np.uint8)
     out[:, 0] = v

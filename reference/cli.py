@@ -138,7 +138,7 @@ def _verify_lossy(stream: BinaryIO, src: str) -> None:
     from .decoder import StreamDecoder
 
     dec = StreamDecoder(stream)
-    for _ in dec:
+    while dec.read_frame_image() is not None:
         pass
 
 
@@ -170,7 +170,7 @@ def _decode_one(src: str, dst: str | None, args) -> str:
         info = dec.info
         progress = _Progress(os.path.basename(src), info.total_samples, _progress_on(args))
         if dst is None:
-            for _ in dec:
+            while dec.read_frame_image() is not None:
                 progress.update(dec.samples_decoded)
             progress.close()
             _report_damage(src, dec)
@@ -234,7 +234,7 @@ def _info_one(src: str, args) -> str:
             lines.append(f"  model {info.model_name} sha256 {info.model_sha256.hex()}")
         if args.frames:
             dec.keep_frame_infos = True
-            for _ in dec:
+            while dec.read_frame_image() is not None:
                 pass
             modes = {}
             types = {}

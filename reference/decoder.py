@@ -2,6 +2,12 @@
 
 Reads through the ``construct`` grammar in :mod:`vaelac.spec`; every size is checked against the
 format's limits before anything is read or allocated, and every failure is a :class:`VaeError`.
+
+Decoding to bytes (:meth:`StreamDecoder.read_frame_image`, what ``vaelac decode`` and ``vaelac
+test`` use) imports neither numpy nor torch: the buffers the kernels fill are stdlib arrays,
+and numpy (a tenth of a second of start-up, as long as decoding a 10 s 8 kHz file) loads only
+where frames are handed out as numpy arrays (:meth:`StreamDecoder.read_frame`) or a rare
+subframe type needs it (VERBATIM, MODEL_LOSSY).
 """
 
 from __future__ import annotations
@@ -9,18 +15,16 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+from array import array
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import construct
-import numpy as np
 
 from . import channels as chan
 from ._backend import kernels
-from ._bitpack import packed_size, unpack_signed
+from ._bitpack import packed_size
 from .checksum import PcmDigest, crc8, crc32
-from . import lossy
-from .lpc import restore_signal
 from .model import Model, find_model
 from .spec import container as grammar
 from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER_BYTES,
@@ -33,6 +37,9 @@ from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER
                              max_frame_payload_bytes)
 from .spec.errors import (FormatError, IntegrityError, LimitError, ModelError, NotVaeError,
                           TruncatedError, UnsupportedError, VaeError)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["StreamInfo", "StreamDecoder", "FrameInfo", "Damage"]
 
@@ -424,7 +431,10 @@ class StreamDecoder:
         on the next valid frame header and yields silence for what it lost (``self.damage``).
         """
         frame = self._next_frame()
-        return None if frame is None else frame[0]
+        if frame is None:
+            return None
+        import numpy as np
+        return np.frombuffer(frame[0], np.int32).reshape(-1, self.info.channels)
 
     def read_frame_image(self) -> bytearray | bytes | None:
         """:meth:`read_frame` as the PCM byte image of §4.2 (interleaved, little-endian,
@@ -433,7 +443,8 @@ class StreamDecoder:
         frame = self._next_frame()
         return None if frame is None else frame[1]
 
-    def _next_frame(self) -> tuple[np.ndarray, bytearray | bytes] | None:
+    def _next_frame(self) -> tuple[array, bytearray | bytes] | None:
+        """The next frame as (int32 samples, interleaved; the PCM image of §4.2)."""
         if not self.keep_going:
             return self._read_frame()
         if self._silence_frames:
@@ -486,7 +497,7 @@ class StreamDecoder:
             count = min(count, info.total_samples - self._samples_done)
         return count
 
-    def _silence(self) -> tuple[np.ndarray, bytes]:
+    def _silence(self) -> tuple[array, bytes]:
         info = self.info
         count = info.frame_length
         if info.total_samples is not None:
@@ -494,7 +505,7 @@ class StreamDecoder:
         self._silence_frames -= 1
         self._expected_frame += 1
         self._samples_done += count
-        pcm = np.zeros((count, info.channels), np.int32)
+        pcm = array("i", bytes(4 * count * info.channels))
         image = bytes(count * info.channels * ((info.bits_per_sample + 7) // 8))
         self._digest.update_image(image)
         return pcm, image
@@ -529,7 +540,7 @@ class StreamDecoder:
                     return index
             r.unread(rest)
 
-    def _read_frame(self) -> tuple[np.ndarray, bytearray] | None:
+    def _read_frame(self) -> tuple[array, bytearray] | None:
         info = self.info
         r = self._reader
         if info.total_samples is not None and self._samples_done >= info.total_samples:
@@ -550,7 +561,7 @@ class StreamDecoder:
         head_bytes = first + r.read(FRAME_HEADER_BYTES - 1, "frame header", self._expected_frame)
         return self._decode_frame(head_bytes, offset)
 
-    def _decode_frame(self, head_bytes: bytes, offset: int) -> tuple[np.ndarray, bytearray]:
+    def _decode_frame(self, head_bytes: bytes, offset: int) -> tuple[array, bytearray]:
         info = self.info
         r = self._reader
         index = self._expected_frame
@@ -591,13 +602,14 @@ class StreamDecoder:
         crc_bytes = r.read(FRAME_CRC_BYTES, "frame CRC", index)
         if crc32(payload, crc32(head_bytes)) != int.from_bytes(crc_bytes, "big"):
             raise bad(IntegrityError, "frame CRC-32 mismatch", "§5.5")
-        coded, types = self._decode_subframes(payload, head, offset + FRAME_HEADER_BYTES, index)
+        coded, shifts, types = self._decode_subframes(payload, head, offset + FRAME_HEADER_BYTES,
+                                                      index)
         bits = info.bits_per_sample
         # Channels restored (§6.1), range-checked, interleaved and packed into the MD5's byte
         # image (§4.2) in one kernel pass; the image also serves writers of whole-byte WAV.
-        pcm = np.empty((count, info.channels), np.int32)
+        pcm = array("i", bytes(4 * count * info.channels))
         image = bytearray(count * info.channels * ((bits + 7) // 8))
-        outside = kernels.frame_pcm(coded, head["channel_mode"], bits, pcm, image)
+        outside = kernels.frame_pcm(coded, bytes(shifts), head["channel_mode"], bits, pcm, image)
         if outside >= 0:
             raise bad(IntegrityError, f"decoded sample {outside} of the frame leaves the "
                       f"{bits}-bit range", "§6.1")
@@ -616,7 +628,8 @@ class StreamDecoder:
         count = head["sample_count"]
         side = chan.side_channel_index(head["channel_mode"]) if info.channels >= 2 else None
         stream = io.BytesIO(payload)
-        out: list[np.ndarray] = []
+        out: list[array] = []
+        shifts: list[int] = []
         types: list[int] = []
         self._cross = None
         for c in range(info.channels):
@@ -636,13 +649,15 @@ class StreamDecoder:
             types.append(kind)
             bits = info.bits_per_sample + (1 if c == side else 0)
             out.append(self._decode_subframe(sub, bits, count, where))
+            shifts.append(sub["wasted_bits"])
         if stream.tell() != len(payload):
             raise FormatError(f"{len(payload) - stream.tell()} bytes left over after the last "
                               "subframe", structure="frame payload", offset=offset, frame=index,
                               section="§5.3")
-        return out, types
+        return out, shifts, types
 
-    def _decode_subframe(self, sub, bits: int, count: int, where: dict) -> np.ndarray:
+    def _decode_subframe(self, sub, bits: int, count: int, where: dict) -> array:
+        """One channel's int64 values before the wasted-bits shift (frame_pcm applies it)."""
         cross, self._cross = self._cross, None  # set again below by a predicted subframe
         wasted = sub["wasted_bits"]
         if wasted > MAX_WASTED_BITS or wasted >= bits:
@@ -658,17 +673,19 @@ class StreamDecoder:
             if not lo <= body["value"] <= hi:
                 raise IntegrityError(f"constant {body['value']} is outside the {bits}-bit range",
                                      **where, section="§5.4")
-            return np.full(count, body["value"], np.int64)
+            return array("q", [body["value"]]) * count
         if kind == SubframeType.MODEL_LOSSY:
             if wasted:
                 raise FormatError("a MODEL_LOSSY subframe must have wasted_bits 0", **where,
                                   section="§8.6")
+            from . import lossy  # numpy-based, and only lossy streams need it
+
             status, symbols = lossy.decode_symbols(self._model, body["data"], count)
             if status:
                 raise FormatError(_RC_STATUS[status], **where, section="§8.6")
             try:
-                return np.ascontiguousarray(lossy.decode_samples(self._model, symbols, count,
-                                                                 lo, hi), np.int64)
+                return array("q", lossy.decode_samples(self._model, symbols, count, lo, hi)
+                             .astype("=i8").tobytes())
             except FormatError as exc:
                 raise FormatError(str(exc), **where) from None
         if kind == SubframeType.VERBATIM:
@@ -676,7 +693,8 @@ class StreamDecoder:
             if body["data_length"] != expected:
                 raise FormatError(f"VERBATIM data_length {expected} expected, found "
                                   f"{body['data_length']}", **where, section="§5.4")
-            x = unpack_signed(body["data"], count, width)
+            x = array("q", bytes(8 * count))
+            kernels.unpack_signed(body["data"], count, width, x)
         else:
             order, shift = body["order"], body["shift"]
             if not 1 <= order <= MAX_LPC_ORDER:
@@ -688,17 +706,17 @@ class StreamDecoder:
             if body["initial_mean_log2"] > MAX_INITIAL_MEAN_LOG2:
                 raise FormatError(f"initial_mean_log2 {body['initial_mean_log2']} exceeds "
                                   f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
-            coefs = np.empty(order, np.int32)
-            kernels.unpack_coefs(body["coefs"], order, body["coef_bits"], coefs)
-            x = np.empty(count, np.int64)
+            coefs = array("i", bytes(4 * order))
+            kernels.unpack_signed(body["coefs"], order, body["coef_bits"], coefs)
+            x = array("q", bytes(8 * count))
             if kind == SubframeType.MODEL_PREDICTED:
                 model = self._model
-                symbols = np.empty(model.latent_dim, np.int64)
+                symbols = array("q", bytes(8 * model.latent_dim))
                 status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x, symbols,
                                            model.prior, model.latent_levels_log2)
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§8.4")
-                residual = np.empty(count, np.int64)
+                residual = array("q", bytes(8 * count))
                 bad = kernels.model_restore(x, coefs, order, shift, lo, hi, width,
                                             body["initial_mean_log2"], model.decoder_net(symbols),
                                             cross, residual)
@@ -706,14 +724,12 @@ class StreamDecoder:
                 status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§7.5")
-                residual = x.copy() if self.info.model_sha256 is not None else None
-                bad = restore_signal(x, coefs, shift, lo, hi)
+                residual = x[:] if self.info.model_sha256 is not None else None  # a copy
+                bad = kernels.lpc_restore(x, coefs, order, shift, lo, hi)
             if bad >= 0:
                 raise IntegrityError(f"predicted sample {bad} leaves the {width}-bit range",
                                      **where, section="§6.3")
             self._cross = residual  # the next subframe's cross input (§8.3)
-        if wasted:
-            x = x << wasted
         return x
 
     def _need_model(self, where: dict, subframe_type: int) -> None:

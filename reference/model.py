@@ -11,17 +11,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
+from array import array
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import construct
-import numpy as np
 
+from ._backend import kernels
 from .spec import model as model_grammar
 from .spec.constants import (ACTIVATION_MAX, FEATURE_MAX, MAX_BIAS, MAX_FAN_IN, MAX_HISTORY,
                              MAX_LATENT_DIM, MAX_LATENT_LEVELS_LOG2, MAX_LAYER_SHIFT,
                              MAX_LAYER_WIDTH, MAX_LAYERS, MAX_LOSSY_BLOCK, MAX_WEIGHT,
                              MODEL_FORMAT_VERSION, Activation, ModelKind)
 from .spec.errors import ModelError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
+    import numpy as np
 
 __all__ = ["Layer", "Model", "load_model", "default_model", "builtin_models", "find_model",
            "analysis_features", "ANALYSIS_FEATURES", "DEFAULT_MODEL_NAME"]
@@ -34,15 +40,39 @@ _ANALYSIS_BLOCKS = 8
 
 @dataclass(frozen=True)
 class Layer:
-    """One fully connected integer layer (§8.1): y = act((W @ x + b) >> shift)."""
+    """One fully connected integer layer (§8.1): y = act((W @ x + b) >> shift).
 
-    weights: np.ndarray  # int16, (outputs, inputs)
-    biases: np.ndarray  # int32, (outputs,)
+    The values are kept as stdlib arrays, so that loading a model (which every decode of a
+    model stream does) does not import numpy; :attr:`weights` and :attr:`biases` are their
+    numpy views for the encoder and training.
+    """
+
+    outputs: int
+    inputs: int
+    weight_values: array  # int16 ('h'), row-major (outputs, inputs)
+    bias_values: array  # int32 ('i'), (outputs,)
     shift: int
     activation: Activation
 
+    @functools.cached_property
+    def weights(self) -> np.ndarray:
+        """int16, (outputs, inputs)."""
+        import numpy as np
+        return np.frombuffer(self.weight_values, np.int16).reshape(self.outputs, self.inputs)
+
+    @functools.cached_property
+    def biases(self) -> np.ndarray:
+        """int32, (outputs,)."""
+        import numpy as np
+        return np.frombuffer(self.bias_values, np.int32)
+
+    def row(self, j: int) -> array:
+        """The weights of output ``j``."""
+        return self.weight_values[j * self.inputs:(j + 1) * self.inputs]
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Apply to int64 inputs of shape (..., inputs); exact integer arithmetic."""
+        import numpy as np
         y = (x.astype(np.int64) @ self.weights.T.astype(np.int64) + self.biases) >> self.shift
         if self.activation == Activation.RELU:
             y = np.clip(y, 0, ACTIVATION_MAX)
@@ -60,7 +90,7 @@ class Model:
     latent_levels_log2: int
     history: int
     block: int
-    prior: np.ndarray  # uint16, latent_dim * (2**levels - 1), node order per dimension
+    prior: array  # uint16 ('H'), latent_dim * (2**levels - 1), node order per dimension
     encoder: tuple[Layer, ...]
     decoder: tuple[Layer, ...]
     sha256: bytes
@@ -71,10 +101,13 @@ class Model:
         """Symbols are latent + offset, in 0 .. 2**latent_levels_log2 - 1 (§8.2)."""
         return 1 << (self.latent_levels_log2 - 1)
 
-    def latent_inputs(self, symbols: np.ndarray) -> np.ndarray:
-        """The decoder's latent inputs: (symbol - offset) << (12 - levels), in [-2048, 2047]."""
-        z = np.asarray(symbols, np.int64) - self.latent_offset
-        return z << (12 - self.latent_levels_log2)
+    def latent_inputs(self, symbols):
+        """The decoder's latent inputs: (symbol - offset) << (12 - levels), in [-2048, 2047];
+        an int64 array of the same shape for a numpy array, else a list."""
+        offset, up = self.latent_offset, 12 - self.latent_levels_log2
+        if hasattr(symbols, "ndim"):  # numpy: the lossy decoder's blocks of symbols
+            return (symbols.astype("int64") - offset) << up
+        return [(int(s) - offset) << up for s in symbols]
 
     @property
     def features(self) -> int:
@@ -82,23 +115,31 @@ class Model:
         return 2 * self.history + 5
 
     # -- RESIDUAL models (§8.3–§8.5) ------------------------------------------------------
-    def decoder_net(self, symbols: np.ndarray) -> tuple:
-        """The per-sample network for one subframe's latent symbols, as the kernels take it."""
+    def decoder_net(self, symbols) -> tuple:
+        """The per-sample network for one subframe's latent symbols, as the kernels take it.
+        The latents are constant over a subframe: they fold into the first layer's biases."""
         history, shift1, shift2, w1, latent_weights, biases, w2, b2 = self._net_parts
-        frame_bias = biases + latent_weights @ self.latent_inputs(symbols)
-        return (history, shift1, shift2, w1, frame_bias.astype(np.int32), w2, b2)
+        frame_bias = array("i", bytes(len(biases) * 4))
+        kernels.affine(latent_weights, array("q", self.latent_inputs(symbols)), biases,
+                       frame_bias)
+        return (history, shift1, shift2, w1, frame_bias, w2, b2)
 
     @functools.cached_property
     def _net_parts(self) -> tuple:
         """What decoder_net needs that does not depend on the symbols (built once per model)."""
         first, second = self.decoder
-        return (self.history, first.shift, second.shift,
-                np.ascontiguousarray(first.weights[:, :self.features]).ravel(),
-                first.weights[:, self.features:].astype(np.int64), first.biases,
-                np.ascontiguousarray(second.weights[0]), int(second.biases[0]))
+        features = self.features
+        w1, latent_weights = array("h"), array("h")
+        for j in range(first.outputs):
+            row = first.row(j)
+            w1.extend(row[:features])
+            latent_weights.extend(row[features:])
+        return (self.history, first.shift, second.shift, w1, latent_weights, first.bias_values,
+                second.row(0), int(second.bias_values[0]))
 
     def analyse(self, features: np.ndarray) -> np.ndarray:
         """Latent symbols for analysis features (the encoder network's mean, rounded)."""
+        import numpy as np
         x = np.asarray(features, np.int64)
         for layer in self.encoder:
             x = layer(x)
@@ -108,11 +149,19 @@ class Model:
 
     @property
     def zero_symbols(self) -> np.ndarray:
+        import numpy as np
         return np.full(self.latent_dim, self.latent_offset, np.int64)
 
 
 def _bad(name: str, what: str) -> ModelError:
     return ModelError(f"model {name!r}: {what} (§8.1)")
+
+
+def _big_endian(kind: str, data: bytes) -> array:
+    values = array(kind, data)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values
 
 
 def _layers(raw, name: str, where: str) -> tuple[Layer, ...]:
@@ -123,12 +172,11 @@ def _layers(raw, name: str, where: str) -> tuple[Layer, ...]:
             raise _bad(name, f"{label} has {L.inputs} inputs and {L.outputs} outputs")
         if L.shift > MAX_LAYER_SHIFT or L.activation not in tuple(Activation):
             raise _bad(name, f"{label}: shift {L.shift} or activation {L.activation} invalid")
-        w = np.frombuffer(L.weights, ">i2").astype(np.int16).reshape(L.outputs, L.inputs)
-        b = np.frombuffer(L.biases, ">i4").astype(np.int32)
-        if (np.abs(w.astype(np.int32)).max() > MAX_WEIGHT
-                or np.abs(b.astype(np.int64)).max() > MAX_BIAS):
+        w = _big_endian("h", L.weights)
+        b = _big_endian("i", L.biases)
+        if max(map(abs, w)) > MAX_WEIGHT or max(map(abs, b)) > MAX_BIAS:
             raise _bad(name, f"{label}: a weight exceeds {MAX_WEIGHT} or a bias {MAX_BIAS}")
-        layers.append(Layer(w, b, L.shift, Activation(L.activation)))
+        layers.append(Layer(L.outputs, L.inputs, w, b, L.shift, Activation(L.activation)))
     return tuple(layers)
 
 
@@ -151,8 +199,8 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
     if not (1 <= raw.latent_dim <= MAX_LATENT_DIM
             and 1 <= raw.latent_levels_log2 <= MAX_LATENT_LEVELS_LOG2):
         raise _bad(name, f"latent_dim {raw.latent_dim} or levels {raw.latent_levels_log2}")
-    prior = np.frombuffer(raw.prior, ">u2").astype(np.uint16)
-    if (prior == 0).any():
+    prior = _big_endian("H", raw.prior)
+    if 0 in prior:
         raise _bad(name, "a prior probability is 0")
     encoder = _layers(raw.encoder, name, "encoder")
     decoder = _layers(raw.decoder, name, "decoder")
@@ -161,30 +209,30 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
     kind = ModelKind(raw.kind)
     _check_chain(encoder, name, "encoder", None)
     _check_chain(decoder, name, "decoder", MAX_FAN_IN if kind == ModelKind.RESIDUAL else None)
-    if encoder[-1].weights.shape[0] != 2 * raw.latent_dim:
+    if encoder[-1].outputs != 2 * raw.latent_dim:
         raise _bad(name, "the encoder must output a mean and a log-variance per latent")
     if kind == ModelKind.RESIDUAL:
         if not 1 <= raw.history <= MAX_HISTORY or raw.block != 0:
             raise _bad(name, f"history {raw.history} must be 1..{MAX_HISTORY}, block 0")
-        if encoder[0].weights.shape[1] != ANALYSIS_FEATURES:
+        if encoder[0].inputs != ANALYSIS_FEATURES:
             raise _bad(name, f"the encoder takes {ANALYSIS_FEATURES} analysis features")
         if (len(decoder) != 2 or decoder[0].activation != Activation.RELU
                 or decoder[1].activation != Activation.IDENTITY
-                or decoder[0].weights.shape[1] != 2 * raw.history + 5 + raw.latent_dim
-                or decoder[1].weights.shape[0] != 1):
+                or decoder[0].inputs != 2 * raw.history + 5 + raw.latent_dim
+                or decoder[1].outputs != 1):
             raise _bad(name, "a RESIDUAL decoder is (2H+5+latents) -> ReLU hidden -> 1")
     else:
         if raw.history != 0 or not 1 <= raw.block <= MAX_LOSSY_BLOCK:
             raise _bad(name, f"a LOSSY model has history 0 and block 1..{MAX_LOSSY_BLOCK}")
         if raw.latent_levels_log2 < 6:
             raise _bad(name, "a LOSSY model's symbols need 6 or more bits (gains up to 40)")
-        if (encoder[0].weights.shape[1] != raw.block
-                or decoder[0].weights.shape[1] != raw.latent_dim
-                or decoder[-1].weights.shape[0] != raw.block
+        if (encoder[0].inputs != raw.block
+                or decoder[0].inputs != raw.latent_dim
+                or decoder[-1].outputs != raw.block
                 or decoder[-1].activation != Activation.IDENTITY):
             raise _bad(name, "a LOSSY model maps block samples -> latents -> block samples")
     trees = raw.latent_dim + (kind == ModelKind.LOSSY)
-    if prior.size != trees * ((1 << raw.latent_levels_log2) - 1):
+    if len(prior) != trees * ((1 << raw.latent_levels_log2) - 1):
         raise _bad(name, "prior size")
     return Model(kind, name, raw.description, raw.latent_dim, raw.latent_levels_log2,
                  raw.history, raw.block, prior, encoder, decoder, digest, data)
@@ -193,12 +241,12 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
 def _check_chain(layers: tuple[Layer, ...], name: str, where: str, max_fan_in: int | None
                  ) -> None:
     for i, layer in enumerate(layers):
-        outputs, inputs = layer.weights.shape
+        outputs, inputs = layer.outputs, layer.inputs
         if max_fan_in is not None and inputs > max_fan_in:
             raise _bad(name, f"{where} layer {i} has fan-in {inputs} > {max_fan_in}")
-        if i and layers[i - 1].weights.shape[0] != inputs:
+        if i and layers[i - 1].outputs != inputs:
             raise _bad(name, f"{where} layer {i} takes {inputs} inputs, the layer before gives "
-                       f"{layers[i - 1].weights.shape[0]}")
+                       f"{layers[i - 1].outputs}")
         if i < len(layers) - 1 and layer.activation != Activation.RELU:
             raise _bad(name, f"{where} hidden layer {i} must be ReLU")
 
@@ -273,6 +321,7 @@ def analysis_features(e: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
     equal sub-blocks relative to the whole (x 256), the log2 mean |e| relative to full scale
     (x 128) and the log2 prediction gain (x 256).
     """
+    import numpy as np
     e = np.asarray(e, np.float64)
     s = np.asarray(s, np.float64)
     n = len(e)

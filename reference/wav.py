@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from .checksum import pcm_bytes
 from .spec.errors import WavError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
+    import numpy as np
 
 __all__ = ["WavFormat", "WavReader", "WavWriter", "WavError", "read_wav", "write_wav"]
 
@@ -49,6 +50,7 @@ class _Source:
     def read(self, n: int) -> bytes:
         # At most 1 MiB per call: a buffered file preallocates what read(n) asks for, and n can
         # be a hostile chunk size (a 36-byte file declaring a 4 GiB fmt chunk).
+        import numpy as np
         data = self.f.read(min(n, _READ_CHUNK))
         if data is not None and len(data) < n:
             buf = bytearray(data)
@@ -161,6 +163,7 @@ class WavReader:
 
     def read(self, frames: int) -> np.ndarray:
         """Up to ``frames`` frames as int32 of shape (n, channels); 0 rows at the end."""
+        import numpy as np
         fmt = self.format
         want = frames * self._block_align
         if self._remaining is not None:
@@ -197,6 +200,7 @@ class WavReader:
 
 
 def _unpack(data: bytes, fmt: WavFormat) -> np.ndarray:
+    import numpy as np
     container = fmt.container
     if container == 8:
         a = np.frombuffer(data, np.uint8).astype(np.int32) - 128
@@ -264,6 +268,7 @@ class WavWriter:
 
     def write(self, block: np.ndarray) -> None:
         """Append frames of shape (n, channels) of valid-bit integers."""
+        import numpy as np
         block = np.asarray(block)
         if block.ndim == 1:
             block = block[:, None]
@@ -313,6 +318,7 @@ class WavWriter:
 
 def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, WavFormat]:
     """The whole file: (int32 samples of shape (frames, channels), format)."""
+    import numpy as np
     with WavReader(path) as reader:
         blocks = list(reader.blocks(1 << 18))
         fmt = reader.format
@@ -323,6 +329,7 @@ def read_wav(path: str | os.PathLike | BinaryIO) -> tuple[np.ndarray, WavFormat]
 def write_wav(path: str | os.PathLike, data: np.ndarray, sample_rate: int, bits_per_sample: int,
               channel_mask: int = 0) -> None:
     """Write a whole array to a WAV path."""
+    import numpy as np
     data = np.asarray(data)
     if data.ndim == 1:
         data = data[:, None]

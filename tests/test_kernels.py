@@ -112,10 +112,13 @@ def test_bit_unpacking_small_and_vectorised_agree(width, values):
                              max_size=40))
     data = pack_signed(np.array(x, np.int64), width)
     assert unpack_small(data, len(x), width) == x == unpack_signed(data, len(x), width).tolist()
-    if width <= 32:  # LPC coefficients (§5.4), as the decoder unpacks them
-        for impl in (c_impl, py_impl):
+    for impl in (c_impl, py_impl):  # as the decoder unpacks VERBATIM samples (§5.4)
+        out = np.full(len(x) + 1, 7, np.int64)
+        impl.unpack_signed(data, len(x), width, out)
+        assert out[:len(x)].tolist() == x and out[len(x)] == 7
+        if width <= 32:  # and LPC coefficients
             out = np.full(len(x) + 1, 7, np.int32)
-            impl.unpack_coefs(data, len(x), width, out)
+            impl.unpack_signed(data, len(x), width, out)
             assert out[:len(x)].tolist() == x and out[len(x)] == 7
 
 
@@ -179,35 +182,48 @@ def test_compiled_and_python_quantizers_agree_exactly(lpc, precision):
         assert not q_c.any() and head_c == (0, 1)
 
 
+def _wasted_bits(x, limit):
+    """Trailing zero bits common to every value of x (the encoder's wasted bits, §5.3)."""
+    ored = int(np.bitwise_or.reduce(x)) if len(x) else 0
+    return min((ored & -ored).bit_length() - 1, limit) if ored else 0
+
+
 @given(bits=st.integers(1, 32), channels=st.integers(1, 5), mode=st.integers(0, 3),
-       count=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), spoil=st.booleans())
+       count=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), common=st.integers(0, 8),
+       spoil=st.booleans())
 def test_frame_assembly_restores_the_input_and_its_md5_image(bits, channels, mode, count, seed,
-                                                             spoil):
-    """frame_pcm (both backends) takes the coded channels of a frame back to the samples the
-    encoder's decorrelation started from, interleaved, with the byte image numpy's pcm_bytes
-    makes of them; a value outside the bit depth is reported at its sample."""
+                                                             common, spoil):
+    """frame_pcm (both backends) takes the coded channels of a frame, with their wasted bits,
+    back to the samples the encoder's decorrelation started from, interleaved, with the byte
+    image numpy's pcm_bytes makes of them; a value outside the bit depth is reported at its
+    sample."""
     from vaelac import channels as chan
     from vaelac.checksum import pcm_bytes
 
     mode = mode if channels >= 2 else 0
+    common = min(common, bits - 1)
     rng = np.random.default_rng(seed)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     pcm_in = rng.integers(lo, hi, size=(count, channels), endpoint=True)
     pcm_in[0] = rng.choice([lo, hi], size=channels)  # full-scale extremes
+    pcm_in = np.clip(pcm_in >> common << common, lo, hi)  # low bits zero, as in padded audio
     coded = [np.ascontiguousarray(pcm_in[:, c]) for c in range(channels)]
     if channels >= 2:
         coded[0], coded[1] = chan.decorrelate(coded[0], coded[1], mode)
+    shifts = bytes(_wasted_bits(x, bits - 1) for x in coded)
+    coded = [np.ascontiguousarray(x >> shift) for x, shift in zip(coded, shifts)]
     bad_at = -1
     if spoil:
         bad_at = int(rng.integers(count))
-        coded[-1] = coded[-1].copy()
-        coded[-1][bad_at] = hi + 1 if channels < 2 or mode == 0 or channels > 2 else (
-            coded[-1][bad_at] + (1 << 34))
+        if channels == 2 and mode:  # a side channel so far off that left or right leaves
+            coded[-1][bad_at] += 1 << 34
+        else:
+            coded[-1][bad_at] = (hi >> shifts[-1]) + 1
     width = (bits + 7) // 8
     for impl in (c_impl, py_impl):
         pcm = np.zeros((count, channels), np.int32)
         image = bytearray(count * channels * width)
-        assert impl.frame_pcm(coded, mode, bits, pcm, image) == bad_at
+        assert impl.frame_pcm(coded, shifts, mode, bits, pcm, image) == bad_at
         if bad_at < 0:
             assert np.array_equal(pcm, pcm_in)
             assert bytes(image) == pcm_bytes(pcm_in, bits)

@@ -293,6 +293,37 @@ def test_the_decoder_imports_no_torch_for_model_streams(tmp_path, monkeypatch):
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
 
 
+@pytest.mark.parametrize("kind, bits, wasted", [("walk", 16, 0), ("walk", 24, 8),
+                                                 ("noise", 24, 0)])
+def test_the_command_line_decoder_imports_no_numpy(tmp_path, monkeypatch, kind, bits, wasted):
+    """vaelac decode and vaelac test run on the kernels and stdlib arrays alone (numpy's import
+    would be a tenth of a second of every call): model subframes where the model pays, plain
+    ones with wasted bits, VERBATIM ones for noise, and every stereo mode the encoder picks."""
+    import subprocess
+    import sys
+
+    from vaelac.spec.constants import SubframeType
+    from vaelac.wav import read_wav
+
+    pcm = make_signal(kind, 9000, 2, bits - wasted, seed=bits) << wasted
+    path, out = tmp_path / "m.vae", tmp_path / "m.wav"
+    if wasted or kind == "noise":
+        path.write_bytes(vaelac.encode(pcm, 44100, bits=bits, model=None))
+    else:
+        model = load_model(random_model(4))
+        path.write_bytes(_forced_model_stream(pcm, model, monkeypatch, embed_model=True))
+    expected = {"noise": SubframeType.VERBATIM}.get(
+        kind, SubframeType.PREDICTED if wasted else SubframeType.MODEL_PREDICTED)
+    assert expected in _subframe_types(path.read_bytes())
+    code = ("import sys; from vaelac.cli import main; "
+            "assert main(['decode', sys.argv[1], '-o', sys.argv[2]]) == 0; "
+            "assert main(['test', sys.argv[1]]) == 0; "
+            "assert 'numpy' not in sys.modules, 'numpy imported'")
+    subprocess.run([sys.executable, "-c", code, str(path), str(out)], check=True)
+    decoded, fmt = read_wav(out)
+    assert fmt.bits_per_sample == bits and np.array_equal(decoded, pcm)
+
+
 @pytest.mark.skipif(default_model() is None, reason="no default model shipped")
 def test_the_shipped_model_is_valid_and_records_how_it_was_trained():
     model = default_model()
