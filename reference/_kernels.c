@@ -432,6 +432,108 @@ static PyObject *rc_encode(PyObject *self, PyObject *args) {
     return bytes;
 }
 
+/* ------------------------------------------- coding cost (encoder only) -- */
+
+/* floor-ish 65536 * log2(x) for x >= 1 by repeated squaring: integer arithmetic, so that the
+ * encoder's choices between candidates are the same on every machine and in _pykernels. */
+static uint32_t log2_q16(uint32_t x) {
+    const int whole = 31 - __builtin_clz(x);
+    uint64_t y = ((uint64_t)x << 30) >> whole; /* x / 2**whole in [1, 2), 30 fraction bits */
+    uint32_t fraction = 0;
+    for (int b = 15; b >= 0; b--) {
+        y = (y * y) >> 30;
+        if (y >= ((uint64_t)2 << 30)) { y >>= 1; fraction |= 1u << b; }
+    }
+    return ((uint32_t)whole << 16) | fraction;
+}
+
+#define COST_INDEX_BITS 12
+static uint32_t BIT_COST[1 << COST_INDEX_BITS]; /* -log2(i / 4096) in 2**-16 bits */
+
+static void cost_init(void) {
+    BIT_COST[0] = (uint32_t)COST_INDEX_BITS << 16; /* probabilities below 1/4096 as 1/4096 */
+    for (uint32_t i = 1; i < (1u << COST_INDEX_BITS); i++)
+        BIT_COST[i] = ((uint32_t)COST_INDEX_BITS << 16) - log2_q16(i);
+}
+
+/* The cost of coding ``bit`` with P(0) = *p, with the adaptation of enc_bit. */
+static inline uint32_t cost_bit(Prob *p, int bit) {
+    const uint32_t prob = *p;
+    if (!bit) {
+        *p = (Prob)(prob + ((PROB_ONE - prob) >> ADAPT_SHIFT));
+        return BIT_COST[prob >> (PROB_BITS - COST_INDEX_BITS)];
+    }
+    *p = (Prob)(prob - (prob >> ADAPT_SHIFT));
+    return BIT_COST[(PROB_ONE - prob) >> (PROB_BITS - COST_INDEX_BITS)];
+}
+
+/* rc_cost(residual, mean_log2[, latents, prior, levels_log2]) -> the information rc_encode
+ * would code, in 2**-16 bits (the same adaptive model, no range coder): what the encoder
+ * compares candidates by before coding the one it keeps. -1 if a residual is too large. */
+static PyObject *rc_cost(PyObject *self, PyObject *args) {
+    PyObject *r_obj, *sym_obj = Py_None, *prior_obj = Py_None;
+    int mean_log2, levels_log2 = 0;
+    if (!PyArg_ParseTuple(args, "Oi|OOi", &r_obj, &mean_log2, &sym_obj, &prior_obj,
+                          &levels_log2)) return NULL;
+    if (mean_log2 < 0 || mean_log2 > 55) {
+        PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
+        return NULL;
+    }
+    Latents lat;
+    if (get_latents(sym_obj, prior_obj, levels_log2, 0, &lat) < 0) return NULL;
+    Py_buffer r;
+    if (get_buffer(r_obj, &r, 0, 8, "residual") < 0) { release_latents(&lat); return NULL; }
+    Model *m = malloc(sizeof(Model));
+    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
+    int64_t total = 0;
+    Py_BEGIN_ALLOW_THREADS
+    model_init(m);
+    if (lat.present) {
+        const int64_t *q = lat.symbols.buf;
+        const uint16_t *pr = lat.prior.buf;
+        const int nodes = (1 << lat.levels_log2) - 1;
+        for (int i = 0; i < lat.count; i++) {
+            unsigned node = 1;
+            for (int b = lat.levels_log2 - 1; b >= 0; b--) {
+                const int bit = (int)((q[i] >> b) & 1);
+                Prob fixed = pr[i * nodes + node - 1];
+                total += cost_bit(&fixed, bit);
+                node = 2 * node + (unsigned)bit;
+            }
+        }
+    }
+    const int64_t *rp = r.buf;
+    const Py_ssize_t n = r.len / 8;
+    uint64_t stat = (uint64_t)1 << (mean_log2 + STAT_SHIFT);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t x = rp[i];
+        const uint64_t v = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+        const int len = bitlen64(v);
+        if (len > MAX_BITLEN) { total = -1; break; }
+        Prob *tree = m->tree[context_of(stat)];
+        unsigned node = 1;
+        for (int b = 5; b >= 0; b--) {
+            const int bit = (len >> b) & 1;
+            total += cost_bit(&tree[node], bit);
+            node = 2 * node + (unsigned)bit;
+        }
+        if (len >= 2) {
+            const int m1 = (int)((v >> (len - 2)) & 1);
+            total += cost_bit(&m->mant1[len], m1);
+            if (len >= 3) {
+                total += cost_bit(&m->mant2[len][m1], (int)((v >> (len - 3)) & 1));
+                total += (int64_t)(len - 3) << 16; /* direct bits */
+            }
+        }
+        stat += v - (stat >> STAT_SHIFT);
+    }
+    Py_END_ALLOW_THREADS
+    free(m);
+    PyBuffer_Release(&r);
+    release_latents(&lat);
+    return PyLong_FromLongLong(total);
+}
+
 typedef struct {
     uint32_t range, code;
     const uint8_t *in;
@@ -1421,6 +1523,8 @@ static PyMethodDef methods[] = {
      "lpc_restore(buf, coefs, order, shift, lo, hi) -> first bad index or -1 (spec 6.3)."},
     {"rc_encode", rc_encode, METH_VARARGS,
      "rc_encode(residual, initial_mean_log2[, latents, prior, levels_log2]) -> bytes (spec 7, 8.2)."},
+    {"rc_cost", rc_cost, METH_VARARGS,
+     "rc_cost(residual, initial_mean_log2[, latents, prior, levels_log2]) -> 2**-16 bits."},
     {"rc_decode", rc_decode, METH_VARARGS,
      "rc_decode(data, initial_mean_log2, out[, latents, prior, levels_log2]) -> status (7, 8.2)."},
     {"model_features", model_features, METH_VARARGS,
@@ -1443,5 +1547,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1,
 PyMODINIT_FUNC PyInit__kernels(void) {
     choose_loops();
     model_prior(&INITIAL_MODEL);
+    cost_init();
     return PyModule_Create(&module);
 }

@@ -12,7 +12,7 @@ from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHI
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
 __all__ = ["lpc_residual", "lpc_restore", "unpack_signed", "rc_encode", "rc_decode",
-           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine"]
+           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine", "rc_cost"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
@@ -209,6 +209,67 @@ def rc_encode(residual, mean_log2, latents=None, prior=None, levels_log2=0):
     for _ in range(5):
         enc.shift_low()
     return bytes(enc.out)
+
+
+def _log2_q16(x):
+    """floor-ish 65536 * log2(x) by repeated squaring (as _kernels.c: integers only)."""
+    whole = x.bit_length() - 1
+    y = (x << 30) >> whole
+    fraction = 0
+    for b in range(15, -1, -1):
+        y = (y * y) >> 30
+        if y >= 2 << 30:
+            y >>= 1
+            fraction |= 1 << b
+    return (whole << 16) | fraction
+
+
+_COST_INDEX_BITS = 12
+_BIT_COST = [_COST_INDEX_BITS << 16] + [(_COST_INDEX_BITS << 16) - _log2_q16(i)
+                                        for i in range(1, 1 << _COST_INDEX_BITS)]
+
+
+def rc_cost(residual, mean_log2, latents=None, prior=None, levels_log2=0):
+    """The information rc_encode would code, in 2**-16 bits (encoder only); -1 if a residual
+    is too large."""
+    tree, mant1, mant2 = _new_model()
+    down = PROB_BITS - _COST_INDEX_BITS
+
+    def cost(probs, index, bit, adapt=True):
+        p = probs[index]
+        if adapt:
+            probs[index] = p - (p >> ADAPT_SHIFT) if bit else p + ((_PROB_ONE - p) >> ADAPT_SHIFT)
+        return _BIT_COST[(_PROB_ONE - p if bit else p) >> down]
+
+    total = 0
+    nodes = (1 << levels_log2) - 1
+    for i, q in enumerate([] if latents is None else latents):
+        node = 1
+        for b in range(levels_log2 - 1, -1, -1):
+            bit = (int(q) >> b) & 1
+            total += cost(prior, i * nodes + node - 1, bit, adapt=False)
+            node = 2 * node + bit
+    stat = 1 << (mean_log2 + STAT_SHIFT)
+    for x in residual:
+        x = int(x)
+        v = 2 * x if x >= 0 else -2 * x - 1
+        length = v.bit_length()
+        if length > MAX_RESIDUAL_BITLEN:
+            return -1
+        probs = tree[_context(stat)]
+        node = 1
+        for b in range(_TREE_DEPTH - 1, -1, -1):
+            bit = (length >> b) & 1
+            total += cost(probs, node, bit)
+            node = 2 * node + bit
+        if length >= 2:
+            m1 = (v >> (length - 2)) & 1
+            total += cost(mant1, length, m1)
+            if length >= 3:
+                total += cost(mant2[length], m1, (v >> (length - 3)) & 1)
+                total += (length - 3) << 16
+        stat += v - (stat >> STAT_SHIFT)
+    return total
 
 
 def rc_decode(data, mean_log2, out, latents=None, prior=None, levels_log2=0):

@@ -145,7 +145,10 @@ class _ChannelAnalysis:
         self.est_bits = min(best, n * self.width)
 
     def best_predicted(self) -> "_Predicted | None":
-        """The smallest PREDICTED coding among the top candidates (None if none codes)."""
+        """The smallest PREDICTED coding among the top candidates (None if none codes). The
+        candidates are compared by the information the range coder would code (rc_cost, the
+        coded size to within its 5 flush bytes, 2.2x faster than coding); the one kept is
+        coded."""
         x = self.xs
         best = None
         seen = set()
@@ -159,12 +162,11 @@ class _ChannelAnalysis:
                 seen.add(key)
                 residual = compute_residual(x, coefs, shift)
                 mean_log2 = _mean_log2(residual[order:])
-                try:
-                    data = kernels.rc_encode(residual, mean_log2)
-                except OverflowError:
+                cost = kernels.rc_cost(residual, mean_log2)
+                if cost < 0:  # a residual beyond the coder's 56 bits
                     continue
-                candidate = _Predicted(order, coef_bits, shift, mean_log2, coefs, residual, data)
-                if best is None or candidate.size < best.size:
+                candidate = _Predicted(order, coef_bits, shift, mean_log2, coefs, residual, cost)
+                if best is None or candidate.estimated_size < best.estimated_size:
                     best = candidate
         return best
 
@@ -182,13 +184,15 @@ class _ChannelAnalysis:
         best = self.best_predicted() if len(x) >= 2 else None
         if best is None:
             return _verbatim_subframe(x, self.width, self.wasted), None
-        kind, data = SubframeType.PREDICTED, best.data
+        kind, data = SubframeType.PREDICTED, None
         if model is not None:
             modelled = model_coding(model, best, x, self.width, cross)
-            if modelled is not None and len(modelled) < len(data) and (
-                    (len(data) - len(modelled)) * 8 * 1000 >= self.level.model_min_saving * len(x)):
-                kind, data = SubframeType.MODEL_PREDICTED, modelled
-        if best.size - len(best.data) + len(data) >= verbatim_size:
+            if modelled is not None and modelled[0] < best.cost and (
+                    (best.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
+                kind, data = SubframeType.MODEL_PREDICTED, modelled[1]()
+        if data is None:
+            data = kernels.rc_encode(best.residual, best.mean_log2)
+        if best.header_size + len(data) >= verbatim_size:
             return _verbatim_subframe(x, self.width, self.wasted), None
         return grammar.Subframe.build(dict(
             subframe_type=kind, wasted_bits=self.wasted,
@@ -196,6 +200,9 @@ class _ChannelAnalysis:
                       initial_mean_log2=best.mean_log2,
                       coefs=pack_signed(best.coefs, best.coef_bits), data_length=len(data),
                       data=data))), best.residual
+
+
+_RC_FLUSH_BYTES = 5  # what rc_encode adds to the information it codes (§7.1)
 
 
 @dataclass(frozen=True)
@@ -206,25 +213,31 @@ class _Predicted:
     mean_log2: int
     coefs: np.ndarray
     residual: np.ndarray
-    data: bytes
+    cost: int  # rc_cost of the residual, 2**-16 bits
 
     @property
-    def size(self) -> int:
-        return _SUBFRAME_HEAD_BYTES + 8 + packed_size(self.order, self.coef_bits) + len(self.data)
+    def header_size(self) -> int:
+        """The subframe's bytes before its coded data."""
+        return _SUBFRAME_HEAD_BYTES + 8 + packed_size(self.order, self.coef_bits)
+
+    @property
+    def estimated_size(self) -> int:
+        return self.header_size + (self.cost >> 19) + _RC_FLUSH_BYTES
 
 
 def model_coding(model: Model, best: _Predicted, x: np.ndarray, width: int,
-                 cross: np.ndarray | None) -> bytes | None:
-    """The coded latents and residuals of a MODEL_PREDICTED subframe (§8.4), or None."""
+                 cross: np.ndarray | None):
+    """(rc_cost, a function coding it) of the latents and residuals of a MODEL_PREDICTED
+    subframe with ``best``'s predictor (§8.4), or None if they are not codable."""
     symbols = model.analyse(analysis_features(best.residual, x, width))
     net = model.decoder_net(symbols)
     corrected = np.empty_like(best.residual)
     kernels.model_residual(best.residual, x, cross, width, best.mean_log2, net, corrected)
-    try:
-        return kernels.rc_encode(corrected, best.mean_log2, symbols, model.prior,
-                                 model.latent_levels_log2)
-    except OverflowError:
+    latents = (symbols, model.prior, model.latent_levels_log2)
+    cost = kernels.rc_cost(corrected, best.mean_log2, *latents)
+    if cost < 0:
         return None
+    return cost, lambda: kernels.rc_encode(corrected, best.mean_log2, *latents)
 
 
 def analyse_frame(pcm: np.ndarray, bits: int, level: Level) -> tuple[ChannelMode,

@@ -182,7 +182,7 @@ def _forced_model_stream(pcm, model, monkeypatch, **options):
 
     def inflated(self):
         best = original(self)
-        return None if best is None else dataclasses.replace(best, data=best.data + bytes(10**5))
+        return None if best is None else dataclasses.replace(best, cost=best.cost + (10**5 << 19))
 
     monkeypatch.setattr(encoder_module._ChannelAnalysis, "best_predicted", inflated)
     buf = io.BytesIO()
