@@ -13,7 +13,6 @@ import argparse
 import functools
 import io
 import json
-import os
 import shlex
 import shutil
 import subprocess

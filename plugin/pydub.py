@@ -8,7 +8,6 @@ to the originals untouched. :func:`unregister` puts the originals back.
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import threading

@@ -40,7 +40,6 @@ def crc32(data: bytes, value: int = 0) -> int:
 
 def pcm_bytes(pcm: np.ndarray, bits_per_sample: int) -> bytes:
     """The byte image the PCM MD5 covers (§4.2): interleaved, little-endian, ceil(bits/8) bytes."""
-    import numpy as np
     width = (bits_per_sample + 7) // 8
     if width == 1:
         return pcm.astype("<i1").tobytes()

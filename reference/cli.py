@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import time
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from ._atomic import atomic_output
 from .spec.errors import VaeError
@@ -122,7 +122,7 @@ def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
 
     plain = encoded(base)
     tuned = adapt(base, pcm, fmt.bits_per_sample, fmt.sample_rate, level=options["level"])
-    best, note = plain, f" (adapted model not kept: no predicted subframes)"
+    best, note = plain, " (adapted model not kept: no predicted subframes)"
     if tuned is not None:
         candidate = encoded(tuned, embed_model=True)
         keep = len(candidate) < len(plain)

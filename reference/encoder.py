@@ -13,7 +13,6 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import channels as chan
 from . import lossy
 from .checksum import PcmDigest, crc8, crc32
 from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window)

@@ -241,7 +241,7 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
 def _check_chain(layers: tuple[Layer, ...], name: str, where: str, max_fan_in: int | None
                  ) -> None:
     for i, layer in enumerate(layers):
-        outputs, inputs = layer.outputs, layer.inputs
+        inputs = layer.inputs
         if max_fan_in is not None and inputs > max_fan_in:
             raise _bad(name, f"{where} layer {i} has fan-in {inputs} > {max_fan_in}")
         if i and layers[i - 1].outputs != inputs:

@@ -50,7 +50,6 @@ class _Source:
     def read(self, n: int) -> bytes:
         # At most 1 MiB per call: a buffered file preallocates what read(n) asks for, and n can
         # be a hostile chunk size (a 36-byte file declaring a 4 GiB fmt chunk).
-        import numpy as np
         data = self.f.read(min(n, _READ_CHUNK))
         if data is not None and len(data) < n:
             buf = bytearray(data)
@@ -163,7 +162,6 @@ class WavReader:
 
     def read(self, frames: int) -> np.ndarray:
         """Up to ``frames`` frames as int32 of shape (n, channels); 0 rows at the end."""
-        import numpy as np
         fmt = self.format
         want = frames * self._block_align
         if self._remaining is not None:

@@ -8,7 +8,6 @@ import pytest
 
 import vaelac
 from vaelac.spec import container as grammar
-from vaelac.spec.constants import SIGNATURE
 from _signals import make_signal
 
 
