@@ -42,7 +42,8 @@ class _Pipe(io.RawIOBase):
 
 
 def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None,
-            streaming=False, model=None, embed_model=None, lossy=None):
+            streaming=False, model=None, embed_model=None, lossy=None, cascade=True,
+            require=None):
     from dataclasses import replace
 
     from vaelac.encoder import LEVELS, StreamEncoder
@@ -52,6 +53,8 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None
         chosen = replace(chosen, stereo_modes=(mode,) * 2)
     if model is not None:  # the vectors take every subframe the model wins, however small
         chosen = replace(chosen, model_min_saving=0)
+    if not cascade:
+        chosen = replace(chosen, cascade=None, frame_scale=1)
     key = level if chosen == base else 1000
     LEVELS[key] = chosen
     try:
@@ -62,10 +65,30 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None
                             lossy=lossy)
         enc.write(pcm)
         enc.close()
-        return bytes(sink.buf) if streaming else sink.getvalue()
+        stream = bytes(sink.buf) if streaming else sink.getvalue()
+        if require is not None:  # the subframe type the vector is there to exercise
+            _require_subframe(stream, require)
+        return stream
     finally:
         if key != level:
             del LEVELS[key]
+
+
+def _kernels_rc_encode_zeros(n: int) -> bytes:
+    from vaelac._backend import kernels
+
+    return kernels.rc_encode(np.zeros(n, np.int64), 0)
+
+
+def _require_subframe(stream: bytes, kind: int) -> None:
+    from vaelac.decoder import StreamDecoder
+
+    dec = StreamDecoder(io.BytesIO(stream))
+    dec.keep_frame_infos = True
+    while dec.read_frame_image() is not None:
+        pass
+    if not any(kind in frame.subframe_types for frame in dec.frames):
+        raise AssertionError(f"the encoder wrote no subframe of type {kind} for this vector")
 
 
 def _blocks(stream: bytes):
@@ -154,7 +177,13 @@ def build_vectors():
     yield ok("subset", "subframe_verbatim", "VERBATIM subframes (white noise)", "§5.4",
              signal("noise", 1000, 2, 24, next(seed)), 44100, 24)
     yield ok("subset", "subframe_predicted", "PREDICTED subframes, LPC up to order 32", "§5.4 §6.3 §7",
-             signal("sine", 6000, 1, 16, next(seed)), 44100, 16, level=8)
+             signal("sine", 6000, 1, 16, next(seed)), 44100, 16, level=8, cascade=False,
+             require=2)
+    demo, demo_rate = _demo(0.5)
+    yield ok("subset", "subframe_cascade", "CASCADE subframes, no cross input", "§5.4 §6.4",
+             demo[:, :1], demo_rate, 16, level=8, require=3)
+    yield ok("subset", "subframe_cascade_stereo", "CASCADE subframes with the cross stage, "
+             "24-bit", "§5.4 §6.4", demo << 8, demo_rate, 24, level=8, mode=0, require=3)
     for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
         yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
                  signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)
@@ -212,8 +241,8 @@ def build_vectors():
     md5_bad[38] ^= 0xFF
     yield bad("pcm_md5", "STREAMINFO MD5 does not match the audio", "§4.2", bytes(md5_bad),
               "IntegrityError")
-    yield bad("subframe_reserved", "reserved subframe type 3", "§5.3",
-              _edit_frame(base, lambda f: f[:14] + b"\x03" + f[15:]), "UnsupportedError")
+    yield bad("subframe_reserved", "reserved subframe type 4", "§5.3",
+              _edit_frame(base, lambda f: f[:14] + b"\x04" + f[15:]), "UnsupportedError")
     yield bad("subframe_model_reserved", "reserved model-conditioned subframe type 66", "§5.3",
               _edit_frame(base, lambda f: f[:14] + b"\x42" + f[15:]), "UnsupportedError")
     yield bad("model_subframe_without_ref", "a MODEL_PREDICTED subframe, no MODEL_REF", "§8.1",
@@ -246,6 +275,17 @@ def build_vectors():
     yield bad("sample_out_of_range", "CONSTANT 32768 in a 16-bit stream, valid CRCs", "§5.4",
               _edit_frame(base, lambda f: _with_payload(f, out_of_range + out_of_range)),
               "IntegrityError")
+    silent = _kernels_rc_encode_zeros(512)
+    for name, stages, what in (
+            ("cascade_taps_0", [dict(taps=0, shift=0, step=1)], "a CASCADE stage of 0 taps"),
+            ("cascade_stages_5", [dict(taps=1, shift=0, step=1)] * 5, "5 CASCADE stages")):
+        sub = g.Subframe.build(dict(subframe_type=3, wasted_bits=0, body=dict(
+            order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
+            cross_shift=0, cross_step=0, stage_count=len(stages), stages=stages,
+            data_length=len(silent), data=silent)))
+        yield bad(name, what + ", valid CRCs", "§5.4 §6.4",
+                  _edit_frame(base, lambda f, sub=sub: _with_payload(f, sub + sub)),
+                  "FormatError")
     head, blocks, frames = _blocks(base)
     yield bad("block_type_127", "forbidden metadata block type 127", "§4.1",
               _join(head, blocks[:1] + [(127, b"")] + blocks[1:], frames), "FormatError")
@@ -314,7 +354,7 @@ def _model_vectors(ok, bad, seed):
 
 
 def write_vectors(out: Path) -> dict:
-    manifest = {"format_version": "1.1", "vectors": {}}
+    manifest = {"format_version": "1.2", "vectors": {}}
     for category in ("subset", "uncommon", "faulty"):
         (out / category).mkdir(parents=True, exist_ok=True)
     for category, name, stream, entry in build_vectors():

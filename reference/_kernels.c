@@ -1411,6 +1411,138 @@ static PyObject *affine(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------ CASCADE stages (§6.4) -- */
+
+#define MAX_CASCADE_STAGES 4
+#define MAX_CASCADE_TAPS 1024
+#define MAX_CROSS_TAPS 32
+#define MAX_CASCADE_SHIFT 47
+#define CASCADE_HISTORY_MAX 32767
+
+static inline int64_t clamp_history(int64_t v) {
+    return v > CASCADE_HISTORY_MAX ? CASCADE_HISTORY_MAX
+         : v < -CASCADE_HISTORY_MAX ? -CASCADE_HISTORY_MAX : v;
+}
+
+static inline int32_t sign64(int64_t v) { return (v > 0) - (v < 0); }
+
+typedef struct {
+    int taps, shift, step;
+    int32_t *w;   /* weights: |w| <= 255 * 65535 < 2**24 */
+    int32_t *h;   /* history, newest first, twice over (h[pos .. pos+taps-1] is the window) */
+    int pos;
+} CascadeStage;
+
+/* The stages of §6.4 over one subframe, in place: forward (encoder) turns the LPC residual
+ * into the coded residual, inverse (decoder) turns it back. cross: the preceding subframe's LPC
+ * residual, or NULL. Both directions compute the same predictions from the same state. */
+static void cascade_run(int64_t *buf, const int64_t *cross, Py_ssize_t n, int cross_taps,
+                        int cross_shift, int cross_step, CascadeStage *st, int stages,
+                        int inverse) {
+    int32_t cw[MAX_CROSS_TAPS] = {0};
+    if (!cross) cross_taps = 0;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        int64_t pc = 0;
+        const int reach = cross_taps < t + 1 ? cross_taps : (int)(t + 1);
+        if (reach) {
+            int64_t acc = 0;
+            for (int j = 0; j < reach; j++) acc += (int64_t)cw[j] * clamp_history(cross[t - j]);
+            pc = acc >> cross_shift;
+        }
+        int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
+        for (int k = 0; k < stages; k++) {
+            const int32_t *w = st[k].w, *h = st[k].h + st[k].pos;
+            int64_t acc = 0;
+            for (int j = 0; j < st[k].taps; j++) acc += (int64_t)w[j] * h[j];
+            p[k] = acc >> st[k].shift;
+        }
+        int64_t v;
+        if (!inverse) {
+            v = buf[t] - pc;
+            u[0] = v;
+            for (int k = 0; k < stages; k++) u[k + 1] = u[k] - p[k];
+            buf[t] = u[stages];
+        } else {
+            u[stages] = buf[t];
+            for (int k = stages - 1; k >= 0; k--) u[k] = u[k + 1] + p[k];
+            v = u[0];
+            buf[t] = v + pc;
+        }
+        const int32_t sv = sign64(v);
+        if (reach && sv)
+            for (int j = 0; j < reach; j++) cw[j] += cross_step * sv * sign64(cross[t - j]);
+        for (int k = 0; k < stages; k++) {
+            CascadeStage *s = &st[k];
+            const int32_t se = sign64(u[k + 1]);
+            int32_t *h = s->h + s->pos;
+            if (se) {
+                const int32_t delta = s->step * se;
+                for (int j = 0; j < s->taps; j++) s->w[j] += delta * sign64(h[j]);
+            }
+            s->pos = s->pos ? s->pos - 1 : s->taps - 1;
+            s->h[s->pos] = s->h[s->pos + s->taps] = (int32_t)clamp_history(u[k]);
+        }
+    }
+}
+
+/* cascade(buf, cross, params, inverse): params = (cross_taps, cross_shift, cross_step, then
+ * taps, shift, step of each stage) as int32; buf int64 in place; cross int64 of the same
+ * length or None. */
+static PyObject *cascade(PyObject *self, PyObject *args) {
+    PyObject *b_obj, *c_obj, *p_obj;
+    int inverse;
+    if (!PyArg_ParseTuple(args, "OOOp", &b_obj, &c_obj, &p_obj, &inverse)) return NULL;
+    Py_buffer b, c, p;
+    if (get_buffer(b_obj, &b, 1, 8, "buf") < 0) return NULL;
+    int have_cross = c_obj != Py_None;
+    if (have_cross && get_buffer(c_obj, &c, 0, 8, "cross") < 0) {
+        PyBuffer_Release(&b); return NULL;
+    }
+    if (get_buffer(p_obj, &p, 0, 4, "params") < 0) {
+        PyBuffer_Release(&b); if (have_cross) PyBuffer_Release(&c); return NULL;
+    }
+    const int32_t *q = p.buf;
+    const Py_ssize_t count = p.len / 4, n = b.len / 8;
+    const int stages = (int)((count - 3) / 3);
+    int ok = count >= 3 && (count - 3) % 3 == 0 && stages <= MAX_CASCADE_STAGES
+             && (!have_cross || c.len == b.len)
+             && q[0] >= 0 && q[0] <= MAX_CROSS_TAPS && q[1] >= 0 && q[1] <= MAX_CASCADE_SHIFT
+             && q[2] >= 0 && q[2] <= 255;
+    for (int k = 0; ok && k < stages; k++) {
+        const int32_t *r = q + 3 + 3 * k;
+        ok = r[0] >= 1 && r[0] <= MAX_CASCADE_TAPS && r[1] >= 0 && r[1] <= MAX_CASCADE_SHIFT
+             && r[2] >= 0 && r[2] <= 255;
+    }
+    CascadeStage st[MAX_CASCADE_STAGES];
+    int32_t *memory = NULL;
+    if (ok) {
+        Py_ssize_t words = 0;
+        for (int k = 0; k < stages; k++) words += 3 * (Py_ssize_t)q[3 + 3 * k];
+        memory = calloc(words ? words : 1, sizeof(int32_t));
+        if (!memory) {
+            PyBuffer_Release(&b); PyBuffer_Release(&p); if (have_cross) PyBuffer_Release(&c);
+            return PyErr_NoMemory();
+        }
+        int32_t *m = memory;
+        for (int k = 0; k < stages; k++) {
+            const int32_t *r = q + 3 + 3 * k;
+            st[k].taps = r[0]; st[k].shift = r[1]; st[k].step = r[2]; st[k].pos = 0;
+            st[k].w = m; m += r[0];
+            st[k].h = m; m += 2 * r[0];
+        }
+        Py_BEGIN_ALLOW_THREADS
+        cascade_run(b.buf, have_cross ? c.buf : NULL, n, q[0], q[1], q[2], st, stages, inverse);
+        Py_END_ALLOW_THREADS
+        free(memory);
+    } else {
+        PyErr_SetString(PyExc_ValueError, "cascade: parameters out of range (§6.4)");
+    }
+    PyBuffer_Release(&b); PyBuffer_Release(&p);
+    if (have_cross) PyBuffer_Release(&c);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* ---------------------------------------------------- frame assembly -- */
 
 /* Left and right from the two coded channels (§6.1); the spec's channel_mode values. */
@@ -1533,6 +1665,8 @@ static PyMethodDef methods[] = {
      "model_residual(e, s, cross, width, mean_log2, net, out): e minus the correction (8.4)."},
     {"model_restore", model_restore, METH_VARARGS,
      "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
+    {"cascade", cascade, METH_VARARGS,
+     "cascade(buf, cross, params, inverse): the adaptive stages of 6.4, in place."},
     {"affine", affine, METH_VARARGS,
      "affine(weights, x, biases, out): out = biases + weights @ x, int16/int64/int32 (8.3)."},
     {"frame_pcm", frame_pcm, METH_VARARGS,

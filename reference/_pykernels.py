@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 
 from ._bitpack import unpack_small
-from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP,
+from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, CASCADE_HISTORY_MAX, DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP,
                              FEATURE_MAX, MAX_COEF_BITS, MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN,
                              NUM_CONTEXTS, OUTPUT_MAX, OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
 __all__ = ["lpc_residual", "lpc_restore", "unpack_signed", "rc_encode", "rc_decode",
-           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine", "rc_cost"]
+           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine", "rc_cost", "cascade"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
@@ -55,6 +55,54 @@ def lpc_restore(buf, coefs, order, shift, lo, hi):
         s.append(value)
         buf[i] = value
     return -1
+
+
+def _clamp_history(v):
+    return max(-CASCADE_HISTORY_MAX, min(CASCADE_HISTORY_MAX, v))
+
+
+def _sign(v):
+    return (v > 0) - (v < 0)
+
+
+def cascade(buf, cross, params, inverse):
+    """The adaptive stages of §6.4 over one subframe, in place: forward turns the LPC residual
+    into the coded residual, inverse turns it back. params = (cross_taps, cross_shift,
+    cross_step, then taps, shift, step of each stage)."""
+    params = [int(x) for x in params]
+    cross_taps, cross_shift, cross_step = params[0], params[1], params[2]
+    stages = [tuple(params[i:i + 3]) for i in range(3, len(params), 3)]
+    if cross is None:
+        cross_taps = 0
+    cw = [0] * cross_taps
+    weights = [[0] * taps for taps, _, _ in stages]
+    history = [[0] * taps for taps, _, _ in stages]  # newest first
+    for t in range(len(buf)):
+        reach = min(cross_taps, t + 1)
+        pc = sum(cw[j] * _clamp_history(int(cross[t - j])) for j in range(reach)) >> cross_shift
+        p = [sum(w * h for w, h in zip(weights[k], history[k])) >> stages[k][1]
+             for k in range(len(stages))]
+        u = [0] * (len(stages) + 1)
+        if not inverse:
+            v = u[0] = int(buf[t]) - pc
+            for k in range(len(stages)):
+                u[k + 1] = u[k] - p[k]
+            buf[t] = u[-1]
+        else:
+            u[-1] = int(buf[t])
+            for k in range(len(stages) - 1, -1, -1):
+                u[k] = u[k + 1] + p[k]
+            v = u[0]
+            buf[t] = v + pc
+        if reach and _sign(v):
+            for j in range(reach):
+                cw[j] += cross_step * _sign(v) * _sign(int(cross[t - j]))
+        for k, (taps, _, step) in enumerate(stages):
+            e = _sign(u[k + 1])
+            if e:
+                for j in range(taps):
+                    weights[k][j] += step * e * _sign(history[k][j])
+            history[k] = [_clamp_history(u[k])] + history[k][:-1]
 
 
 def affine(weights, x, biases, out):

@@ -28,6 +28,8 @@ from .checksum import PcmDigest, crc8, crc32
 from .model import Model, find_model
 from .spec import container as grammar
 from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER_BYTES,
+                             MAX_CASCADE_SHIFT, MAX_CASCADE_STAGES, MAX_CASCADE_TAPS,
+                             MAX_CROSS_TAPS,
                              FRAME_SYNC, MAX_BITS_PER_SAMPLE, MAX_COEF_BITS, MAX_FRAME_LENGTH,
                              MAX_INITIAL_MEAN_LOG2, MAX_LPC_ORDER, MAX_LPC_SHIFT,
                              MAX_WASTED_BITS, MIN_FRAME_LENGTH, MODEL_SUBFRAME_TYPES,
@@ -724,7 +726,9 @@ class StreamDecoder:
                 status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§7.5")
-                residual = x[:] if self.info.model_sha256 is not None else None  # a copy
+                if kind == SubframeType.CASCADE:
+                    kernels.cascade(x, cross, _cascade_params(body, where), True)
+                residual = x[:]  # a copy: the next subframe's cross input (§6.4, §8.3)
                 bad = kernels.lpc_restore(x, coefs, order, shift, lo, hi)
             if bad >= 0:
                 raise IntegrityError(f"predicted sample {bad} leaves the {width}-bit range",
@@ -771,6 +775,22 @@ class StreamDecoder:
         return self.info.pcm_md5 is not None
 
 
+def _cascade_params(body, where: dict) -> array:
+    """A CASCADE body's stages (§6.4), checked, as kernels.cascade takes them."""
+    stages = body["stages"]
+    fields = [body["cross_taps"], body["cross_shift"], body["cross_step"]]
+    for stage in stages:
+        fields += [stage["taps"], stage["shift"], stage["step"]]
+    if (body["cross_taps"] > MAX_CROSS_TAPS or body["cross_shift"] > MAX_CASCADE_SHIFT
+            or len(stages) > MAX_CASCADE_STAGES
+            or any(not 1 <= st["taps"] <= MAX_CASCADE_TAPS or st["shift"] > MAX_CASCADE_SHIFT
+                   for st in stages)):
+        raise FormatError(f"cascade stages out of range: cross {fields[:3]}, stages "
+                          f"{[tuple(fields[i:i + 3]) for i in range(3, len(fields), 3)]}",
+                          **where, section="§6.4")
+    return array("i", fields)
+
+
 def _parse_subframe(stream: io.BytesIO, where: dict):
     """One subframe (§5.3–§5.4) through the compiled grammar, with its lengths checked."""
     try:
@@ -780,7 +800,7 @@ def _parse_subframe(stream: io.BytesIO, where: dict):
                              section="§5.3") from None
     body, kind = sub["body"], sub["subframe_type"]
     short = (kind != SubframeType.CONSTANT and len(body["data"]) != body["data_length"]
-             or kind in (SubframeType.PREDICTED, SubframeType.MODEL_PREDICTED)
+             or kind in _PREDICTED_BODIES
              and len(body["coefs"]) != packed_size(body["order"], body["coef_bits"]))
     if short:
         raise TruncatedError("subframe runs past the payload", **where, section="§5.3")
@@ -788,6 +808,7 @@ def _parse_subframe(stream: io.BytesIO, where: dict):
 
 
 _KNOWN_SUBFRAMES = tuple(SubframeType)
+_PREDICTED_BODIES = (SubframeType.PREDICTED, SubframeType.MODEL_PREDICTED, SubframeType.CASCADE)
 _PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
                   BlockType.MODEL_DATA)
 _MODEL_REF_BYTES = (32 + 1, 32 + 1 + 255)  # sha256, u8 length, name (§4.6)

@@ -27,7 +27,8 @@ from .spec.constants import (FRAME_SYNC, MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC
                              ChannelMode, ModelKind, SubframeType)
 from .spec.errors import EncodeError
 
-__all__ = ["Level", "LEVELS", "DEFAULT_LEVEL", "StreamEncoder", "default_frame_length"]
+__all__ = ["Level", "CascadeConfig", "LEVELS", "DEFAULT_LEVEL", "StreamEncoder",
+           "default_frame_length"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,42 @@ class Level:
     # 0.05 % larger in total, 43 % instead of 73 % of the samples of files >= 20 s decoded
     # through the network. The slower levels take every saving.
     model_min_saving: int = 50
+    # CASCADE subframes (§6.4) tried with these stages, and frames this many times the default
+    # length (adaptive stages reset at every subframe: they need long ones to learn).
+    cascade: "CascadeConfig | None" = None
+    frame_scale: int = 1
+
+
+@dataclass(frozen=True)
+class CascadeConfig:
+    """The adaptive stages of a CASCADE subframe (§6.4): cross-channel taps on the preceding
+    subframe's LPC residual, then sign-sign LMS stages of (taps, shift, step)."""
+
+    cross: tuple[int, int, int]  # taps, shift, step
+    stages: tuple[tuple[int, int, int], ...]
+
+    @property
+    def params(self) -> np.ndarray:
+        """As kernels.cascade takes them."""
+        return np.array(self.cross + sum(self.stages, ()), np.int32)
+
+    @property
+    def body_fields(self) -> dict:
+        taps, shift, step = self.cross
+        return dict(cross_taps=taps, cross_shift=shift, cross_step=step,
+                    stage_count=len(self.stages),
+                    stages=[dict(taps=t, shift=h, step=p) for t, h, p in self.stages])
+
+    @property
+    def extra_bytes(self) -> int:
+        """What a CASCADE body holds beyond a PREDICTED one."""
+        return 4 + 4 * len(self.stages)
+
+
+# Measured on four dev-corpus files (music, guitar, drum loop, 8 kHz speech) against the LPC
+# residuals of level 5 at 16384-sample frames: 5.5 % fewer residual bits (2.75 % fewer than
+# level 5's 4096-sample frames without stages).
+_CASCADE = CascadeConfig(cross=(16, 13, 2), stages=((256, 14, 1), (16, 12, 4)))
 
 
 _ALL_MODES = (ChannelMode.INDEPENDENT, ChannelMode.LEFT_SIDE, ChannelMode.SIDE_RIGHT,
@@ -58,8 +95,10 @@ LEVELS: dict[int, Level] = {
     4: Level(32, 1, (14,), ("tukey50",), _ALL_MODES),
     5: Level(32, 2, (14,), ("tukey50",), _ALL_MODES),
     6: Level(32, 3, (14,), ("tukey50", "welch"), _ALL_MODES, model_min_saving=0),
-    7: Level(32, 4, (13, 15), ("tukey50", "welch"), _ALL_MODES, model_min_saving=0),
-    8: Level(32, 6, (12, 14, 15), ("tukey50", "welch", "rect"), _ALL_MODES, model_min_saving=0),
+    7: Level(32, 4, (13, 15), ("tukey50", "welch"), _ALL_MODES, model_min_saving=0,
+             cascade=_CASCADE, frame_scale=4),
+    8: Level(32, 6, (12, 14, 15), ("tukey50", "welch", "rect"), _ALL_MODES, model_min_saving=0,
+             cascade=_CASCADE, frame_scale=4),
 }
 DEFAULT_LEVEL = 5
 
@@ -183,22 +222,33 @@ class _ChannelAnalysis:
         best = self.best_predicted() if len(x) >= 2 else None
         if best is None:
             return _verbatim_subframe(x, self.width, self.wasted), None
-        kind, data = SubframeType.PREDICTED, None
+        # (cost in 2**-16 bits, type, initial_mean_log2, extra body fields, coder)
+        options = [(best.cost, SubframeType.PREDICTED, best.mean_log2, {},
+                    lambda: kernels.rc_encode(best.residual, best.mean_log2))]
         if model is not None:
             modelled = model_coding(model, best, x, self.width, cross)
             if modelled is not None and modelled[0] < best.cost and (
                     (best.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
-                kind, data = SubframeType.MODEL_PREDICTED, modelled[1]()
-        if data is None:
-            data = kernels.rc_encode(best.residual, best.mean_log2)
-        if best.header_size + len(data) >= verbatim_size:
+                options.append((modelled[0], SubframeType.MODEL_PREDICTED, best.mean_log2, {},
+                                modelled[1]))
+        config = self.level.cascade
+        if config is not None:
+            cascaded = cascade_coding(config, best, cross)
+            if cascaded is not None:
+                cost, mean_log2, code = cascaded
+                options.append((cost + (config.extra_bytes << 19), SubframeType.CASCADE,
+                                mean_log2, config.body_fields, code))
+        _, kind, mean_log2, extra, code = min(options, key=lambda option: option[0])
+        data = code()
+        extra_bytes = config.extra_bytes if kind == SubframeType.CASCADE else 0
+        if best.header_size + extra_bytes + len(data) >= verbatim_size:
             return _verbatim_subframe(x, self.width, self.wasted), None
         return grammar.Subframe.build(dict(
             subframe_type=kind, wasted_bits=self.wasted,
             body=dict(order=best.order, coef_bits=best.coef_bits, shift=best.shift,
-                      initial_mean_log2=best.mean_log2,
-                      coefs=pack_signed(best.coefs, best.coef_bits), data_length=len(data),
-                      data=data))), best.residual
+                      initial_mean_log2=mean_log2,
+                      coefs=pack_signed(best.coefs, best.coef_bits), **extra,
+                      data_length=len(data), data=data))), best.residual
 
 
 _RC_FLUSH_BYTES = 5  # what rc_encode adds to the information it codes (§7.1)
@@ -237,6 +287,18 @@ def model_coding(model: Model, best: _Predicted, x: np.ndarray, width: int,
     if cost < 0:
         return None
     return cost, lambda: kernels.rc_encode(corrected, best.mean_log2, *latents)
+
+
+def cascade_coding(config: CascadeConfig, best: _Predicted, cross: np.ndarray | None):
+    """(rc_cost, initial_mean_log2, a function coding it) of a CASCADE subframe with
+    ``best``'s predictor and ``config``'s stages (§6.4), or None if not codable."""
+    e = np.array(best.residual, np.int64)
+    kernels.cascade(e, cross, config.params, False)
+    mean_log2 = _mean_log2(e[best.order:])
+    cost = kernels.rc_cost(e, mean_log2)
+    if cost < 0:
+        return None
+    return cost, mean_log2, lambda: kernels.rc_encode(e, mean_log2)
 
 
 def analyse_frame(pcm: np.ndarray, bits: int, level: Level) -> tuple[ChannelMode,
@@ -335,7 +397,8 @@ class StreamEncoder:
         self.channels = channels
         self.bits_per_sample = bits_per_sample
         self.level = LEVELS[level]
-        self.frame_length = frame_length or default_frame_length(sample_rate)
+        self.frame_length = frame_length or min(
+            MAX_FRAME_LENGTH, default_frame_length(sample_rate) * self.level.frame_scale)
         if not MIN_FRAME_LENGTH <= self.frame_length <= MAX_FRAME_LENGTH:
             raise EncodeError(f"frame length must be 1..{MAX_FRAME_LENGTH}")
         self.total_declared = total_samples

@@ -6,7 +6,7 @@ import enum
 
 SIGNATURE = b"\x89VAE\r\n\x1a\n"  # §3.1: high bit, CR LF, ^Z, LF catch text-mode and 7-bit damage
 VERSION_MAJOR = 1
-VERSION_MINOR = 1  # 1.1 defines the learned model (§8); a 1.0 stream is a valid 1.1 stream
+VERSION_MINOR = 2  # 1.1 added the learned model (§8), 1.2 CASCADE subframes (§6.4)
 
 MIN_SAMPLE_RATE = 1
 MAX_SAMPLE_RATE = 2**32 - 1
@@ -52,11 +52,12 @@ class ChannelMode(enum.IntEnum):
 
 
 class SubframeType(enum.IntEnum):
-    """Subframe types (§5.3). 3–63 reserved; 64–127 model-conditioned, of which 66–127 reserved."""
+    """Subframe types (§5.3). 4–63 reserved; 64–127 model-conditioned, of which 66–127 reserved."""
 
     CONSTANT = 0
     VERBATIM = 1
     PREDICTED = 2
+    CASCADE = 3  # §6.4: PREDICTED followed by sign-sign LMS stages adapted sample by sample
     MODEL_PREDICTED = 64  # §8.4: PREDICTED whose residual is conditioned on the learned model
     MODEL_LOSSY = 65  # §8.6: the paper's lossy VAE frame coder (LOSSY streams only)
 
@@ -67,6 +68,13 @@ MAX_LPC_ORDER = 32
 MAX_COEF_BITS = 16  # signed width of a quantized coefficient, sign included
 MAX_LPC_SHIFT = 31
 MAX_WASTED_BITS = 31
+
+# §6.4 CASCADE: the adaptive stages after the LPC stage
+MAX_CASCADE_STAGES = 4
+MAX_CASCADE_TAPS = 1024  # taps of one stage
+MAX_CROSS_TAPS = 32  # taps on the preceding subframe's LPC residual
+MAX_CASCADE_SHIFT = 47
+CASCADE_HISTORY_MAX = 32767  # stage inputs are clamped to +-this in the filters' histories
 
 # §7: residual coder.
 PROB_BITS = 16

@@ -6,7 +6,7 @@ to the numeric kernels; everything else is built and parsed here.
 
 from __future__ import annotations
 
-from construct import (BitsInteger, Bitwise, Bytes, Const, Int8ub, Int16ub, Int32ub, Int64sb,
+from construct import (Array, BitsInteger, Bitwise, Bytes, Const, Int8ub, Int16ub, Int32ub, Int64sb,
                        Int64ub, PascalString, PrefixedArray, Struct, Switch, this)
 
 from .constants import SIGNATURE, BlockType, SubframeType
@@ -109,6 +109,25 @@ PredictedBody = Struct(
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )
+CascadeStage = Struct(  # §6.4
+    "taps" / Int16ub,
+    "shift" / Int8ub,
+    "step" / Int8ub,
+)
+CascadeBody = Struct(  # §6.4: PREDICTED's fields, then the adaptive stages, then the data
+    "order" / Int8ub,
+    "coef_bits" / Int8ub,
+    "shift" / Int8ub,
+    "initial_mean_log2" / Int8ub,
+    "coefs" / Bytes((this.order * this.coef_bits + 7) // 8),
+    "cross_taps" / Int8ub,
+    "cross_shift" / Int8ub,
+    "cross_step" / Int8ub,
+    "stage_count" / Int8ub,
+    "stages" / Array(this.stage_count, CascadeStage),
+    "data_length" / Int32ub,
+    "data" / Bytes(this.data_length),
+)
 LossyBody = Struct(  # §8.6: the range-coded gains and latents of every block
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
@@ -120,6 +139,7 @@ Subframe = Struct(
         int(SubframeType.CONSTANT): ConstantBody,
         int(SubframeType.VERBATIM): VerbatimBody,
         int(SubframeType.PREDICTED): PredictedBody,
+        int(SubframeType.CASCADE): CascadeBody,
         int(SubframeType.MODEL_PREDICTED): PredictedBody,  # §8.4: same body, model-coded data
         int(SubframeType.MODEL_LOSSY): LossyBody,
     }),

@@ -244,6 +244,51 @@ def test_frame_assembly_restores_the_input_and_its_md5_image(bits, channels, mod
             assert bytes(image) == pcm_bytes(pcm_in, bits)
 
 
+cascade_stage = st.tuples(st.integers(1, 40), st.integers(0, 47), st.integers(0, 255))
+
+
+@given(r=st.lists(st.one_of(st.integers(-300, 300), st.integers(-2**40, 2**40)), max_size=120),
+       cross=st.booleans(), cross_params=st.tuples(st.integers(0, 32), st.integers(0, 47),
+                                                   st.integers(0, 255)),
+       stages=st.lists(cascade_stage, max_size=4), seed=st.integers(0, 2**32 - 1))
+def test_cascade_stages_agree_and_invert(r, cross, cross_params, stages, seed):
+    """The adaptive stages of §6.4: the compiled and Python kernels give the same coded
+    residuals, and the inverse (the decoder's direction) gives the LPC residuals back."""
+    r = np.array(r, np.int64)
+    params = np.array(cross_params + sum(stages, ()), np.int32)
+    other = (np.random.default_rng(seed).integers(-2**20, 2**20, len(r)) if cross else None)
+    coded = []
+    for impl in (c_impl, py_impl):
+        e = r.copy()
+        impl.cascade(e, other, params, False)
+        coded.append(e)
+        impl.cascade(e, other, params, True)
+        assert np.array_equal(e, r)
+    assert np.array_equal(coded[0], coded[1])
+
+
+def test_cascade_stages_learn_a_periodic_residual():
+    """A residual with a period beyond the LPC's reach (60 samples) loses most of its energy
+    to a 64-tap stage (mean |e| below 35 % of the input's after 6000 samples: 27 % measured);
+    with no stages the residual is unchanged."""
+    rng = np.random.default_rng(5)
+    period = rng.integers(-2000, 2000, 60)
+    r = np.tile(period, 200) + rng.integers(-20, 21, 12000)
+    e = r.copy()
+    c_impl.cascade(e, None, np.array([0, 0, 0, 64, 12, 2], np.int32), False)
+    assert np.abs(e[6000:]).mean() < 0.35 * np.abs(r[6000:]).mean()
+    plain = r.copy()
+    c_impl.cascade(plain, None, np.array([0, 0, 0], np.int32), False)
+    assert np.array_equal(plain, r)
+
+
+@pytest.mark.parametrize("params", [[33, 0, 0], [0, 48, 0], [0, 0, 0, 0, 1, 1],
+                                    [0, 0, 0, 1025, 1, 1], [0, 0, 0] + [1, 0, 1] * 5, [0, 0]])
+def test_cascade_parameters_out_of_range_are_refused(params):
+    with pytest.raises(ValueError):
+        c_impl.cascade(np.zeros(10, np.int64), None, np.array(params, np.int32), False)
+
+
 def test_the_c_kernels_use_the_spec_constants():
     """Every normative number the C kernels define is the one spec/constants.py defines (the
     C file cannot import it): same-named defines, and the two the C names differently."""

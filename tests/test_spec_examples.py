@@ -28,7 +28,7 @@ def test_crc_check_values_of_appendix_a1():
 
 
 A2 = bytes.fromhex(
-    "89564145 0D0A1A0A 0101 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
+    "89564145 0D0A1A0A 0102 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
     "6DDD9EBF6B6FDEFCF1B6EA3C7BD0B519 82000014 00000001 0000000000000000 0000000000000000"
     "FFF9 00000000 0005 00 00000020 31 0100 0000000A 00000001000300 02FFFF"
     "010000 00000A 0000FFFFFFFE00020000 81A994E9".replace(" ", ""))
@@ -94,3 +94,22 @@ def test_the_well_known_models_table_names_the_shipped_files():
         data = (root / "reference" / "data" / "models" / f"{name}.vaem").read_bytes()
         assert len(data) == int(size.replace(" ", ""))
         assert hashlib.sha256(data).hexdigest() == digest
+
+
+def test_appendix_a5_cascade_stages():
+    """The two tables of Appendix A.5, computed by hand from §6.4's pseudo-code."""
+    from vaelac import _kernels, _pykernels
+
+    assert "coded residuals `100, -50, -7, -17, 22, -16`" in SPEC
+    assert "coded residuals `100, -40, 15, 25, 12, -10`" in SPEC
+    r = np.array([100, -50, 30, 20, 7, -1], np.int64)
+    cross = np.array([10, -20, 5, 0, -3, 8], np.int64)
+    cases = [(None, [0, 0, 0, 2, 2, 3], [100, -50, -7, -17, 22, -16]),
+             (cross, [2, 1, 1], [100, -40, 15, 25, 12, -10])]
+    for impl in (_kernels, _pykernels):
+        for other, params, coded in cases:
+            e = r.copy()
+            impl.cascade(e, other, np.array(params, np.int32), False)
+            assert e.tolist() == coded
+            impl.cascade(e, other, np.array(params, np.int32), True)
+            assert e.tolist() == r.tolist()
