@@ -54,7 +54,7 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None
     if model is not None:  # the vectors take every subframe the model wins, however small
         chosen = replace(chosen, model_min_saving=0)
     if not cascade:
-        chosen = replace(chosen, cascade=None, frame_scale=1)
+        chosen = replace(chosen, cascades=(), frame_scale=1)
     key = level if chosen == base else 1000
     LEVELS[key] = chosen
     try:
