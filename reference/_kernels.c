@@ -1039,6 +1039,8 @@ static int variant_count = 1, variant_used = 0;
 #define RESIDUAL_LOOPS (VARIANTS[variant_used].residual)
 #define RESTORE_LOOPS (VARIANTS[variant_used].restore)
 
+static void select_cascade(const char *variant);  /* the CASCADE stages follow the choice */
+
 static void choose_loops(void) {
 #if defined(X86_PATHS)
     VARIANTS[variant_count++] = (LoopVariant){"sse2", RESIDUAL_LOOPS_sse2, RESTORE_LOOPS_sse2};
@@ -1047,6 +1049,7 @@ static void choose_loops(void) {
         VARIANTS[variant_count++] = (LoopVariant){"avx2", RESIDUAL_LOOPS_avx2, RESTORE_LOOPS_avx2};
 #endif
     variant_used = variant_count - 1;
+    select_cascade(VARIANTS[variant_used].name);
 }
 
 /* model_loops([name]) -> (name in use, names available): picks a build of the model loops. */
@@ -1062,6 +1065,7 @@ static PyObject *model_loops(PyObject *self, PyObject *args) {
             return NULL;
         }
         variant_used = found;
+        select_cascade(VARIANTS[variant_used].name);
     }
     PyObject *names = PyTuple_New(variant_count);
     if (!names) return NULL;
@@ -1433,12 +1437,28 @@ typedef struct {
     int pos;
 } CascadeStage;
 
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* A stage's prediction sum and its sign-sign update: written for the compiler to vectorise
+ * (restrict: weights and history never overlap); inlined into each build of cascade_run. */
+static ALWAYS_INLINE int64_t stage_sum(const int32_t *restrict w, const int32_t *restrict h,
+                                       int taps) {
+    int64_t acc = 0;
+    for (int j = 0; j < taps; j++) acc += (int64_t)w[j] * h[j];
+    return acc;
+}
+
+static ALWAYS_INLINE void stage_adapt(int32_t *restrict w, const int32_t *restrict h, int taps,
+                                      int32_t delta) {
+    for (int j = 0; j < taps; j++) w[j] += delta * ((h[j] > 0) - (h[j] < 0));
+}
+
 /* The stages of §6.4 over one subframe, in place: forward (encoder) turns the LPC residual
  * into the coded residual, inverse (decoder) turns it back. cross: the preceding subframe's LPC
  * residual, or NULL. Both directions compute the same predictions from the same state. */
-static void cascade_run(int64_t *buf, const int64_t *cross, Py_ssize_t n, int cross_taps,
-                        int cross_shift, int cross_step, CascadeStage *st, int stages,
-                        int inverse) {
+static ALWAYS_INLINE void cascade_body(int64_t *buf, const int64_t *cross, Py_ssize_t n,
+                                       int cross_taps, int cross_shift, int cross_step,
+                                       CascadeStage *st, int stages, int inverse) {
     int32_t cw[MAX_CROSS_TAPS] = {0};
     if (!cross) cross_taps = 0;
     for (Py_ssize_t t = 0; t < n; t++) {
@@ -1450,12 +1470,8 @@ static void cascade_run(int64_t *buf, const int64_t *cross, Py_ssize_t n, int cr
             pc = acc >> cross_shift;
         }
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
-        for (int k = 0; k < stages; k++) {
-            const int32_t *w = st[k].w, *h = st[k].h + st[k].pos;
-            int64_t acc = 0;
-            for (int j = 0; j < st[k].taps; j++) acc += (int64_t)w[j] * h[j];
-            p[k] = acc >> st[k].shift;
-        }
+        for (int k = 0; k < stages; k++)
+            p[k] = stage_sum(st[k].w, st[k].h + st[k].pos, st[k].taps) >> st[k].shift;
         int64_t v;
         if (!inverse) {
             v = buf[t] - pc;
@@ -1474,15 +1490,41 @@ static void cascade_run(int64_t *buf, const int64_t *cross, Py_ssize_t n, int cr
         for (int k = 0; k < stages; k++) {
             CascadeStage *s = &st[k];
             const int32_t se = sign64(u[k + 1]);
-            int32_t *h = s->h + s->pos;
-            if (se) {
-                const int32_t delta = s->step * se;
-                for (int j = 0; j < s->taps; j++) s->w[j] += delta * sign64(h[j]);
-            }
+            if (se) stage_adapt(s->w, s->h + s->pos, s->taps, s->step * se);
             s->pos = s->pos ? s->pos - 1 : s->taps - 1;
             s->h[s->pos] = s->h[s->pos + s->taps] = (int32_t)clamp_history(u[k]);
         }
     }
+}
+
+typedef void CascadeRun(int64_t *, const int64_t *, Py_ssize_t, int, int, int, CascadeStage *,
+                        int, int);
+
+static void cascade_run_portable(int64_t *buf, const int64_t *cross, Py_ssize_t n,
+                                 int cross_taps, int cross_shift, int cross_step,
+                                 CascadeStage *st, int stages, int inverse) {
+    cascade_body(buf, cross, n, cross_taps, cross_shift, cross_step, st, stages, inverse);
+}
+
+#if defined(X86_PATHS)
+__attribute__((target("avx2")))
+static void cascade_run_avx2(int64_t *buf, const int64_t *cross, Py_ssize_t n, int cross_taps,
+                             int cross_shift, int cross_step, CascadeStage *st, int stages,
+                             int inverse) {
+    cascade_body(buf, cross, n, cross_taps, cross_shift, cross_step, st, stages, inverse);
+}
+#endif
+
+static CascadeRun *cascade_run = cascade_run_portable;  /* set with the model loops */
+
+static void select_cascade(const char *variant) {
+#if defined(X86_PATHS)
+    if (strcmp(variant, "avx2") == 0) {
+        cascade_run = cascade_run_avx2;
+        return;
+    }
+#endif
+    cascade_run = cascade_run_portable;
 }
 
 /* cascade(buf, cross, params, inverse): params = (cross_taps, cross_shift, cross_step, then
