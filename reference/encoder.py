@@ -388,7 +388,7 @@ class StreamEncoder:
     def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int, bits_per_sample: int,
                  *, level: int = DEFAULT_LEVEL, total_samples: int | None = None,
                  channel_mask: int = 0, tags: dict[str, str] | list[tuple[str, str]] | None = None,
-                 frame_length: int | None = None, vendor: str = "vaelac reference 0.2",
+                 frame_length: int | None = None, vendor: str = "vaelac reference 0.3",
                  seek_interval_seconds: float = 10.0, model: Model | str | None = "default",
                  embed_model: bool | None = None, lossy: Model | str | None = None):
         _check_format(sample_rate, channels, bits_per_sample)
