@@ -277,8 +277,12 @@ def build_vectors():
               "IntegrityError")
     silent = _kernels_rc_encode_zeros(512)
     for name, stages, what in (
-            ("cascade_taps_0", [dict(taps=0, shift=0, step=1)], "a CASCADE stage of 0 taps"),
-            ("cascade_stages_5", [dict(taps=1, shift=0, step=1)] * 5, "5 CASCADE stages")):
+            ("cascade_taps_0", [dict(taps=0, shift=0, step=1, rule=0)],
+             "a CASCADE stage of 0 taps"),
+            ("cascade_stages_5", [dict(taps=1, shift=0, step=1, rule=0)] * 5,
+             "5 CASCADE stages"),
+            ("cascade_rule_2", [dict(taps=1, shift=0, step=1, rule=2)],
+             "a CASCADE stage with reserved rule 2")):
         sub = g.Subframe.build(dict(subframe_type=3, wasted_bits=0, body=dict(
             order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
             cross_shift=0, cross_step=0, stage_count=len(stages), stages=stages,

@@ -1430,10 +1430,15 @@ static inline int64_t clamp_history(int64_t v) {
 
 static inline int32_t sign64(int64_t v) { return (v > 0) - (v < 0); }
 
+#define CASCADE_RULE_SIGN 0
+#define CASCADE_RULE_SCALED 1
+
 typedef struct {
-    int taps, shift, step;
-    int32_t *w;   /* weights: |w| <= 255 * 65535 < 2**24 */
+    int taps, shift, step, rule;
+    int32_t *w;   /* weights: |w| <= 4 * 255 * 65535 < 2**26 */
     int32_t *h;   /* history, newest first, twice over (h[pos .. pos+taps-1] is the window) */
+    int32_t *d;   /* SCALED: the update of each tap, kept like h */
+    int32_t avg;  /* SCALED: running mean of |clamped input| */
     int pos;
 } CascadeStage;
 
@@ -1451,6 +1456,32 @@ static ALWAYS_INLINE int64_t stage_sum(const int32_t *restrict w, const int32_t 
 static ALWAYS_INLINE void stage_adapt(int32_t *restrict w, const int32_t *restrict h, int taps,
                                       int32_t delta) {
     for (int j = 0; j < taps; j++) w[j] += delta * ((h[j] > 0) - (h[j] < 0));
+}
+
+static ALWAYS_INLINE void stage_adapt_scaled(int32_t *restrict w, const int32_t *restrict d,
+                                             int taps, int32_t sign) {
+    if (sign > 0) for (int j = 0; j < taps; j++) w[j] += d[j];
+    else for (int j = 0; j < taps; j++) w[j] -= d[j];
+}
+
+/* SCALED (§6.4): the new input's update size from its magnitude against the running mean,
+ * signed like it; the updates of the inputs 1, 2 and 8 samples older halve. */
+static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
+    const int32_t a = x < 0 ? -x : x;
+    const int32_t m = a > 3 * s->avg ? 4 * s->step
+                    : 3 * a > 4 * s->avg ? 2 * s->step
+                    : a > 0 ? s->step : 0;
+    const int32_t value = x > 0 ? m : -m;
+    s->d[s->pos] = s->d[s->pos + s->taps] = value;
+    static const int older[3] = {1, 2, 8};
+    for (int i = 0; i < 3; i++) {
+        if (older[i] >= s->taps) break;
+        const int q = s->pos + older[i];
+        const int twin = q < s->taps ? q + s->taps : q - s->taps;
+        s->d[q] >>= 1;
+        s->d[twin] = s->d[q];
+    }
+    s->avg += (a - s->avg) >> 4;
 }
 
 /* The stages of §6.4 over one subframe, in place: forward (encoder) turns the LPC residual
@@ -1490,9 +1521,15 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int64_t *cross, Py_ss
         for (int k = 0; k < stages; k++) {
             CascadeStage *s = &st[k];
             const int32_t se = sign64(u[k + 1]);
-            if (se) stage_adapt(s->w, s->h + s->pos, s->taps, s->step * se);
+            if (s->rule == CASCADE_RULE_SIGN) {
+                if (se) stage_adapt(s->w, s->h + s->pos, s->taps, s->step * se);
+            } else if (se) {
+                stage_adapt_scaled(s->w, s->d + s->pos, s->taps, se);
+            }
             s->pos = s->pos ? s->pos - 1 : s->taps - 1;
-            s->h[s->pos] = s->h[s->pos + s->taps] = (int32_t)clamp_history(u[k]);
+            const int32_t x = (int32_t)clamp_history(u[k]);
+            s->h[s->pos] = s->h[s->pos + s->taps] = x;
+            if (s->rule == CASCADE_RULE_SCALED) scaled_shift_in(s, x);
         }
     }
 }
@@ -1528,8 +1565,8 @@ static void select_cascade(const char *variant) {
 }
 
 /* cascade(buf, cross, params, inverse): params = (cross_taps, cross_shift, cross_step, then
- * taps, shift, step of each stage) as int32; buf int64 in place; cross int64 of the same
- * length or None. */
+ * taps, shift, step, rule of each stage) as int32; buf int64 in place; cross int64 of the
+ * same length or None. */
 static PyObject *cascade(PyObject *self, PyObject *args) {
     PyObject *b_obj, *c_obj, *p_obj;
     int inverse;
@@ -1545,21 +1582,21 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     }
     const int32_t *q = p.buf;
     const Py_ssize_t count = p.len / 4, n = b.len / 8;
-    const int stages = (int)((count - 3) / 3);
-    int ok = count >= 3 && (count - 3) % 3 == 0 && stages <= MAX_CASCADE_STAGES
+    const int stages = (int)((count - 3) / 4);
+    int ok = count >= 3 && (count - 3) % 4 == 0 && stages <= MAX_CASCADE_STAGES
              && (!have_cross || c.len == b.len)
              && q[0] >= 0 && q[0] <= MAX_CROSS_TAPS && q[1] >= 0 && q[1] <= MAX_CASCADE_SHIFT
              && q[2] >= 0 && q[2] <= 255;
     for (int k = 0; ok && k < stages; k++) {
-        const int32_t *r = q + 3 + 3 * k;
+        const int32_t *r = q + 3 + 4 * k;
         ok = r[0] >= 1 && r[0] <= MAX_CASCADE_TAPS && r[1] >= 0 && r[1] <= MAX_CASCADE_SHIFT
-             && r[2] >= 0 && r[2] <= 255;
+             && r[2] >= 0 && r[2] <= 255 && (r[3] == CASCADE_RULE_SIGN || r[3] == CASCADE_RULE_SCALED);
     }
     CascadeStage st[MAX_CASCADE_STAGES];
     int32_t *memory = NULL;
     if (ok) {
         Py_ssize_t words = 0;
-        for (int k = 0; k < stages; k++) words += 3 * (Py_ssize_t)q[3 + 3 * k];
+        for (int k = 0; k < stages; k++) words += 5 * (Py_ssize_t)q[3 + 4 * k];
         memory = calloc(words ? words : 1, sizeof(int32_t));
         if (!memory) {
             PyBuffer_Release(&b); PyBuffer_Release(&p); if (have_cross) PyBuffer_Release(&c);
@@ -1567,10 +1604,12 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
         }
         int32_t *m = memory;
         for (int k = 0; k < stages; k++) {
-            const int32_t *r = q + 3 + 3 * k;
-            st[k].taps = r[0]; st[k].shift = r[1]; st[k].step = r[2]; st[k].pos = 0;
+            const int32_t *r = q + 3 + 4 * k;
+            st[k].taps = r[0]; st[k].shift = r[1]; st[k].step = r[2]; st[k].rule = r[3];
+            st[k].pos = 0; st[k].avg = 0;
             st[k].w = m; m += r[0];
             st[k].h = m; m += 2 * r[0];
+            st[k].d = m; m += 2 * r[0];
         }
         Py_BEGIN_ALLOW_THREADS
         cascade_run(b.buf, have_cross ? c.buf : NULL, n, q[0], q[1], q[2], st, stages, inverse);

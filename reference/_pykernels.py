@@ -68,15 +68,17 @@ def _sign(v):
 def cascade(buf, cross, params, inverse):
     """The adaptive stages of §6.4 over one subframe, in place: forward turns the LPC residual
     into the coded residual, inverse turns it back. params = (cross_taps, cross_shift,
-    cross_step, then taps, shift, step of each stage)."""
+    cross_step, then taps, shift, step, rule of each stage; rule 0 SIGN, 1 SCALED)."""
     params = [int(x) for x in params]
     cross_taps, cross_shift, cross_step = params[0], params[1], params[2]
-    stages = [tuple(params[i:i + 3]) for i in range(3, len(params), 3)]
+    stages = [tuple(params[i:i + 4]) for i in range(3, len(params), 4)]
     if cross is None:
         cross_taps = 0
     cw = [0] * cross_taps
-    weights = [[0] * taps for taps, _, _ in stages]
-    history = [[0] * taps for taps, _, _ in stages]  # newest first
+    weights = [[0] * taps for taps, _, _, _ in stages]
+    history = [[0] * taps for taps, _, _, _ in stages]  # newest first
+    updates = [[0] * taps for taps, _, _, _ in stages]  # SCALED: each tap's update, newest first
+    mean = [0] * len(stages)  # SCALED: running mean of |clamped input|
     for t in range(len(buf)):
         reach = min(cross_taps, t + 1)
         pc = sum(cw[j] * _clamp_history(int(cross[t - j])) for j in range(reach)) >> cross_shift
@@ -97,12 +99,23 @@ def cascade(buf, cross, params, inverse):
         if reach and _sign(v):
             for j in range(reach):
                 cw[j] += cross_step * _sign(v) * _sign(int(cross[t - j]))
-        for k, (taps, _, step) in enumerate(stages):
+        for k, (taps, _, step, rule) in enumerate(stages):
             e = _sign(u[k + 1])
             if e:
                 for j in range(taps):
-                    weights[k][j] += step * e * _sign(history[k][j])
-            history[k] = [_clamp_history(u[k])] + history[k][:-1]
+                    weights[k][j] += (step * e * _sign(history[k][j]) if rule == 0
+                                      else e * updates[k][j])
+            x = _clamp_history(u[k])
+            history[k] = [x] + history[k][:-1]
+            if rule == 1:
+                a = abs(x)
+                m = (4 * step if a > 3 * mean[k] else 2 * step if 3 * a > 4 * mean[k]
+                     else step if a > 0 else 0)
+                updates[k] = [m * _sign(x)] + updates[k][:-1]
+                for older in (1, 2, 8):
+                    if older < taps:
+                        updates[k][older] >>= 1
+                mean[k] += (a - mean[k]) >> 4
 
 
 def affine(weights, x, biases, out):

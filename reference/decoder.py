@@ -35,7 +35,7 @@ from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER
                              MAX_WASTED_BITS, MIN_FRAME_LENGTH, MODEL_SUBFRAME_TYPES,
                              PCM_MD5_UNKNOWN, SIGNATURE, STREAMINFO_FLAGS_DEFINED,
                              STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
-                             BlockType, ChannelMode, ModelKind, SubframeType,
+                             BlockType, CascadeRule, ChannelMode, ModelKind, SubframeType,
                              max_frame_payload_bytes)
 from .spec.errors import (FormatError, IntegrityError, LimitError, ModelError, NotVaeError,
                           TruncatedError, UnsupportedError, VaeError)
@@ -780,13 +780,13 @@ def _cascade_params(body, where: dict) -> array:
     stages = body["stages"]
     fields = [body["cross_taps"], body["cross_shift"], body["cross_step"]]
     for stage in stages:
-        fields += [stage["taps"], stage["shift"], stage["step"]]
+        fields += [stage["taps"], stage["shift"], stage["step"], stage["rule"]]
     if (body["cross_taps"] > MAX_CROSS_TAPS or body["cross_shift"] > MAX_CASCADE_SHIFT
             or len(stages) > MAX_CASCADE_STAGES
             or any(not 1 <= st["taps"] <= MAX_CASCADE_TAPS or st["shift"] > MAX_CASCADE_SHIFT
-                   for st in stages)):
+                   or st["rule"] not in _CASCADE_RULES for st in stages)):
         raise FormatError(f"cascade stages out of range: cross {fields[:3]}, stages "
-                          f"{[tuple(fields[i:i + 3]) for i in range(3, len(fields), 3)]}",
+                          f"{[tuple(fields[i:i + 4]) for i in range(3, len(fields), 4)]}",
                           **where, section="§6.4")
     return array("i", fields)
 
@@ -808,6 +808,7 @@ def _parse_subframe(stream: io.BytesIO, where: dict):
 
 
 _KNOWN_SUBFRAMES = tuple(SubframeType)
+_CASCADE_RULES = tuple(CascadeRule)
 _PREDICTED_BODIES = (SubframeType.PREDICTED, SubframeType.MODEL_PREDICTED, SubframeType.CASCADE)
 _PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
                   BlockType.MODEL_DATA)

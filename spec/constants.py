@@ -76,6 +76,13 @@ MAX_CROSS_TAPS = 32  # taps on the preceding subframe's LPC residual
 MAX_CASCADE_SHIFT = 47
 CASCADE_HISTORY_MAX = 32767  # stage inputs are clamped to +-this in the filters' histories
 
+
+class CascadeRule(enum.IntEnum):
+    """How a CASCADE stage's weights learn (§6.4); other values are reserved."""
+
+    SIGN = 0  # w += step * sign(error) * sign(input)
+    SCALED = 1  # w += sign(error) * the input's update, sized by its magnitude
+
 # §7: residual coder.
 PROB_BITS = 16
 PROB_INIT = 1 << (PROB_BITS - 1)

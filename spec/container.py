@@ -113,6 +113,7 @@ CascadeStage = Struct(  # §6.4
     "taps" / Int16ub,
     "shift" / Int8ub,
     "step" / Int8ub,
+    "rule" / Int8ub,
 )
 CascadeBody = Struct(  # §6.4: PREDICTED's fields, then the adaptive stages, then the data
     "order" / Int8ub,

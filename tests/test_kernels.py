@@ -244,7 +244,8 @@ def test_frame_assembly_restores_the_input_and_its_md5_image(bits, channels, mod
             assert bytes(image) == pcm_bytes(pcm_in, bits)
 
 
-cascade_stage = st.tuples(st.integers(1, 40), st.integers(0, 47), st.integers(0, 255))
+cascade_stage = st.tuples(st.integers(1, 40), st.integers(0, 47), st.integers(0, 255),
+                          st.integers(0, 1))
 
 
 @given(r=st.lists(st.one_of(st.integers(-300, 300), st.integers(-2**40, 2**40)), max_size=120),
@@ -284,15 +285,16 @@ def test_cascade_stages_learn_a_periodic_residual():
     period = rng.integers(-2000, 2000, 60)
     r = np.tile(period, 200) + rng.integers(-20, 21, 12000)
     e = r.copy()
-    c_impl.cascade(e, None, np.array([0, 0, 0, 64, 12, 2], np.int32), False)
+    c_impl.cascade(e, None, np.array([0, 0, 0, 64, 12, 2, 0], np.int32), False)
     assert np.abs(e[6000:]).mean() < 0.35 * np.abs(r[6000:]).mean()
     plain = r.copy()
     c_impl.cascade(plain, None, np.array([0, 0, 0], np.int32), False)
     assert np.array_equal(plain, r)
 
 
-@pytest.mark.parametrize("params", [[33, 0, 0], [0, 48, 0], [0, 0, 0, 0, 1, 1],
-                                    [0, 0, 0, 1025, 1, 1], [0, 0, 0] + [1, 0, 1] * 5, [0, 0]])
+@pytest.mark.parametrize("params", [[33, 0, 0], [0, 48, 0], [0, 0, 0, 0, 1, 1, 0],
+                                    [0, 0, 0, 1025, 1, 1, 0], [0, 0, 0, 1, 1, 1, 2],
+                                    [0, 0, 0] + [1, 0, 1, 0] * 5, [0, 0], [0, 0, 0, 1, 1, 1]])
 def test_cascade_parameters_out_of_range_are_refused(params):
     with pytest.raises(ValueError):
         c_impl.cascade(np.zeros(10, np.int64), None, np.array(params, np.int32), False)

@@ -102,14 +102,17 @@ def test_appendix_a5_cascade_stages():
 
     assert "coded residuals `100, -50, -7, -17, 22, -16`" in SPEC
     assert "coded residuals `100, -40, 15, 25, 12, -10`" in SPEC
+    assert "coded residuals `40, -10, 20, 70, -12, -30`" in SPEC
     r = np.array([100, -50, 30, 20, 7, -1], np.int64)
     cross = np.array([10, -20, 5, 0, -3, 8], np.int64)
-    cases = [(None, [0, 0, 0, 2, 2, 3], [100, -50, -7, -17, 22, -16]),
-             (cross, [2, 1, 1], [100, -40, 15, 25, 12, -10])]
+    r_scaled = np.array([40, -10, 30, 5, -20, 12], np.int64)
+    cases = [(r, None, [0, 0, 0, 2, 2, 3, 0], [100, -50, -7, -17, 22, -16]),
+             (r, cross, [2, 1, 1], [100, -40, 15, 25, 12, -10]),
+             (r_scaled, None, [0, 0, 0, 3, 2, 1, 1], [40, -10, 20, 70, -12, -30])]
     for impl in (_kernels, _pykernels):
-        for other, params, coded in cases:
-            e = r.copy()
+        for residual, other, params, coded in cases:
+            e = residual.copy()
             impl.cascade(e, other, np.array(params, np.int32), False)
             assert e.tolist() == coded
             impl.cascade(e, other, np.array(params, np.int32), True)
-            assert e.tolist() == r.tolist()
+            assert e.tolist() == residual.tolist()
