@@ -240,31 +240,32 @@ class _ChannelAnalysis:
         best = self.best_predicted() if len(x) >= 2 else None
         if best is None:
             return _verbatim_subframe(x, self.width, self.wasted), None
-        # (cost in 2**-16 bits, type, initial_mean_log2, extra body fields, coder)
-        options = [(best.cost, SubframeType.PREDICTED, best.mean_log2, {},
+        # (cost in 2**-16 bits, type, initial_mean_log2, stages or None, coder)
+        options = [(best.cost, SubframeType.PREDICTED, best.mean_log2, None,
                     lambda: kernels.rc_encode(best.residual, best.mean_log2))]
         if model is not None:
             modelled = model_coding(model, best, x, self.width, cross)
             if modelled is not None and modelled[0] < best.cost and (
                     (best.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
-                options.append((modelled[0], SubframeType.MODEL_PREDICTED, best.mean_log2, {},
+                options.append((modelled[0], SubframeType.MODEL_PREDICTED, best.mean_log2, None,
                                 modelled[1]))
         for config in self.level.cascades:
             cascaded = cascade_coding(config, best, cross)
             if cascaded is not None:
                 cost, mean_log2, code = cascaded
                 options.append((cost + (config.extra_bytes << 19), SubframeType.CASCADE,
-                                mean_log2, config.body_fields, code))
-        _, kind, mean_log2, extra, code = min(options, key=lambda option: option[0])
+                                mean_log2, config, code))
+        _, kind, mean_log2, stages, code = min(options, key=lambda option: option[0])
         data = code()
-        extra_bytes = 4 + 4 * extra["stage_count"] if kind == SubframeType.CASCADE else 0
+        extra_bytes = 0 if stages is None else stages.extra_bytes
         if best.header_size + extra_bytes + len(data) >= verbatim_size:
             return _verbatim_subframe(x, self.width, self.wasted), None
         return grammar.Subframe.build(dict(
             subframe_type=kind, wasted_bits=self.wasted,
             body=dict(order=best.order, coef_bits=best.coef_bits, shift=best.shift,
                       initial_mean_log2=mean_log2,
-                      coefs=pack_signed(best.coefs, best.coef_bits), **extra,
+                      coefs=pack_signed(best.coefs, best.coef_bits),
+                      **({} if stages is None else stages.body_fields),
                       data_length=len(data), data=data))), best.residual
 
 
