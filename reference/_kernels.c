@@ -27,6 +27,8 @@
 #define MAX_LPC_SHIFT 31 /* §5.4, as spec/constants.py */
 #define MAX_COEF_BITS 16 /* §5.4, as spec/constants.py */
 
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 /* -------------------------------------------------------------- buffers -- */
 
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize,
@@ -349,89 +351,6 @@ static void release_latents(Latents *lat) {
     if (lat->present) { PyBuffer_Release(&lat->symbols); PyBuffer_Release(&lat->prior); }
 }
 
-static PyObject *rc_encode(PyObject *self, PyObject *args) {
-    PyObject *r_obj, *sym_obj = Py_None, *prior_obj = Py_None;
-    int mean_log2, levels_log2 = 0;
-    if (!PyArg_ParseTuple(args, "Oi|OOi", &r_obj, &mean_log2, &sym_obj, &prior_obj,
-                          &levels_log2)) return NULL;
-    if (mean_log2 < 0 || mean_log2 > 55) {
-        PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
-        return NULL;
-    }
-    Latents lat;
-    if (get_latents(sym_obj, prior_obj, levels_log2, 0, &lat) < 0) return NULL;
-    if (lat.present) {
-        const int64_t *q = lat.symbols.buf;
-        for (int i = 0; i < lat.count; i++) {
-            if (q[i] < 0 || q[i] >= ((int64_t)1 << levels_log2)) {
-                release_latents(&lat);
-                PyErr_SetString(PyExc_ValueError, "latent symbol out of range");
-                return NULL;
-            }
-        }
-    }
-    Py_buffer r;
-    if (get_buffer(r_obj, &r, 0, 8, "residual") < 0) { release_latents(&lat); return NULL; }
-    Model *m = malloc(sizeof(Model));
-    Encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
-    Py_ssize_t bad = -1;
-    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
-    Py_BEGIN_ALLOW_THREADS
-    model_init(m);
-    if (lat.present) {
-        const int64_t *q = lat.symbols.buf;
-        const uint16_t *pr = lat.prior.buf;
-        int nodes = (1 << lat.levels_log2) - 1;
-        for (int i = 0; i < lat.count; i++) {
-            unsigned node = 1;
-            for (int b = lat.levels_log2 - 1; b >= 0; b--) {
-                int bit = (int)((q[i] >> b) & 1);
-                enc_fixed(&e, pr[i * nodes + node - 1], bit);
-                node = 2 * node + bit;
-            }
-        }
-    }
-    const int64_t *rp = r.buf;
-    Py_ssize_t n = r.len / 8;
-    uint64_t stat = (uint64_t)1 << (mean_log2 + STAT_SHIFT);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t x = rp[i];
-        uint64_t v = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
-        int len = bitlen64(v);
-        if (len > MAX_BITLEN) { bad = i; break; }
-        Prob *tree = m->tree[context_of(stat)];
-        unsigned node = 1;
-        for (int b = 5; b >= 0; b--) {
-            int bit = (len >> b) & 1;
-            enc_bit(&e, &tree[node], bit);
-            node = 2 * node + bit;
-        }
-        if (len >= 2) {
-            int m1 = (int)((v >> (len - 2)) & 1);
-            enc_bit(&e, &m->mant1[len], m1);
-            if (len >= 3) {
-                enc_bit(&e, &m->mant2[len][m1], (int)((v >> (len - 3)) & 1));
-                if (len >= 4) enc_direct(&e, v, len - 3);
-            }
-        }
-        stat += v - (stat >> STAT_SHIFT);
-    }
-    for (int k = 0; k < 5; k++) enc_shift_low(&e);
-    Py_END_ALLOW_THREADS
-    free(m);
-    PyBuffer_Release(&r);
-    release_latents(&lat);
-    if (bad >= 0) {
-        free(e.out);
-        PyErr_Format(PyExc_OverflowError, "residual %zd is too large to code", bad);
-        return NULL;
-    }
-    if (e.failed) { free(e.out); return PyErr_NoMemory(); }
-    PyObject *bytes = PyBytes_FromStringAndSize((const char *)e.out, (Py_ssize_t)e.len);
-    free(e.out);
-    return bytes;
-}
-
 /* ------------------------------------------- coding cost (encoder only) -- */
 
 /* floor-ish 65536 * log2(x) for x >= 1 by repeated squaring: integer arithmetic, so that the
@@ -467,71 +386,153 @@ static inline uint32_t cost_bit(Prob *p, int bit) {
     return BIT_COST[(PROB_ONE - prob) >> (PROB_BITS - COST_INDEX_BITS)];
 }
 
-/* rc_cost(residual, mean_log2[, latents, prior, levels_log2]) -> the information rc_encode
- * would code, in 2**-16 bits (the same adaptive model, no range coder): what the encoder
- * compares candidates by before coding the one it keeps. -1 if a residual is too large. */
-static PyObject *rc_cost(PyObject *self, PyObject *args) {
-    PyObject *r_obj, *sym_obj = Py_None, *prior_obj = Py_None;
-    int mean_log2, levels_log2 = 0;
-    if (!PyArg_ParseTuple(args, "Oi|OOi", &r_obj, &mean_log2, &sym_obj, &prior_obj,
-                          &levels_log2)) return NULL;
-    if (mean_log2 < 0 || mean_log2 > 55) {
-        PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
-        return NULL;
+/* Where the coding decisions of §8.2 and §7.4 go: into the range encoder (rc_encode), or,
+ * encoder only, into the sum of their costs (rc_cost: the information the coder would code,
+ * in 2**-16 bits, without coding it). One walk of the decisions serves both. */
+typedef struct {
+    Encoder *enc; /* NULL: count costs */
+    int64_t cost;
+} Sink;
+
+static ALWAYS_INLINE void sink_bit(Sink *s, Prob *p, int bit) {
+    if (s->enc) enc_bit(s->enc, p, bit);
+    else s->cost += cost_bit(p, bit);
+}
+
+static ALWAYS_INLINE void sink_fixed(Sink *s, uint32_t p, int bit) {
+    if (s->enc) {
+        enc_fixed(s->enc, p, bit);
+    } else {
+        Prob fixed = (Prob)p; /* cost_bit's update of the copy is dropped: fixed probabilities */
+        s->cost += cost_bit(&fixed, bit);
     }
-    Latents lat;
-    if (get_latents(sym_obj, prior_obj, levels_log2, 0, &lat) < 0) return NULL;
-    Py_buffer r;
-    if (get_buffer(r_obj, &r, 0, 8, "residual") < 0) { release_latents(&lat); return NULL; }
-    Model *m = malloc(sizeof(Model));
-    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
-    int64_t total = 0;
-    Py_BEGIN_ALLOW_THREADS
-    model_init(m);
-    if (lat.present) {
-        const int64_t *q = lat.symbols.buf;
-        const uint16_t *pr = lat.prior.buf;
-        const int nodes = (1 << lat.levels_log2) - 1;
-        for (int i = 0; i < lat.count; i++) {
+}
+
+static ALWAYS_INLINE void sink_direct(Sink *s, uint64_t value, int nbits) {
+    if (s->enc) enc_direct(s->enc, value, nbits);
+    else s->cost += (int64_t)nbits << 16;
+}
+
+/* The latent symbols (fixed prior trees, §8.2), then the residuals (§7.4), into the sink;
+ * returns the index of a residual beyond MAX_BITLEN (nothing after it is sunk), or -1. */
+static ALWAYS_INLINE Py_ssize_t sink_residuals(Sink *s, Model *m, const Latents *lat,
+                                               const int64_t *rp, Py_ssize_t n, int mean_log2) {
+    if (lat->present) {
+        const int64_t *q = lat->symbols.buf;
+        const uint16_t *pr = lat->prior.buf;
+        const int nodes = (1 << lat->levels_log2) - 1;
+        for (int i = 0; i < lat->count; i++) {
             unsigned node = 1;
-            for (int b = lat.levels_log2 - 1; b >= 0; b--) {
+            for (int b = lat->levels_log2 - 1; b >= 0; b--) {
                 const int bit = (int)((q[i] >> b) & 1);
-                Prob fixed = pr[i * nodes + node - 1];
-                total += cost_bit(&fixed, bit);
+                sink_fixed(s, pr[i * nodes + node - 1], bit);
                 node = 2 * node + (unsigned)bit;
             }
         }
     }
-    const int64_t *rp = r.buf;
-    const Py_ssize_t n = r.len / 8;
     uint64_t stat = (uint64_t)1 << (mean_log2 + STAT_SHIFT);
     for (Py_ssize_t i = 0; i < n; i++) {
         const int64_t x = rp[i];
         const uint64_t v = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
         const int len = bitlen64(v);
-        if (len > MAX_BITLEN) { total = -1; break; }
+        if (len > MAX_BITLEN) return i;
         Prob *tree = m->tree[context_of(stat)];
         unsigned node = 1;
         for (int b = 5; b >= 0; b--) {
             const int bit = (len >> b) & 1;
-            total += cost_bit(&tree[node], bit);
+            sink_bit(s, &tree[node], bit);
             node = 2 * node + (unsigned)bit;
         }
         if (len >= 2) {
             const int m1 = (int)((v >> (len - 2)) & 1);
-            total += cost_bit(&m->mant1[len], m1);
+            sink_bit(s, &m->mant1[len], m1);
             if (len >= 3) {
-                total += cost_bit(&m->mant2[len][m1], (int)((v >> (len - 3)) & 1));
-                total += (int64_t)(len - 3) << 16; /* direct bits */
+                sink_bit(s, &m->mant2[len][m1], (int)((v >> (len - 3)) & 1));
+                if (len >= 4) sink_direct(s, v, len - 3);
             }
         }
         stat += v - (stat >> STAT_SHIFT);
     }
+    return -1;
+}
+
+/* The arguments rc_encode and rc_cost share: (residual, initial_mean_log2[, latents, prior,
+ * levels_log2]), checked; on success the caller releases r and lat. */
+static int coder_args(PyObject *args, Py_buffer *r, Latents *lat, int *mean_log2) {
+    PyObject *r_obj, *sym_obj = Py_None, *prior_obj = Py_None;
+    int levels_log2 = 0;
+    if (!PyArg_ParseTuple(args, "Oi|OOi", &r_obj, mean_log2, &sym_obj, &prior_obj,
+                          &levels_log2)) return -1;
+    if (*mean_log2 < 0 || *mean_log2 > 55) {
+        PyErr_SetString(PyExc_ValueError, "initial_mean_log2 must be 0..55");
+        return -1;
+    }
+    if (get_latents(sym_obj, prior_obj, levels_log2, 0, lat) < 0) return -1;
+    if (lat->present) {
+        const int64_t *q = lat->symbols.buf;
+        for (int i = 0; i < lat->count; i++) {
+            if (q[i] < 0 || q[i] >= ((int64_t)1 << levels_log2)) {
+                release_latents(lat);
+                PyErr_SetString(PyExc_ValueError, "latent symbol out of range");
+                return -1;
+            }
+        }
+    }
+    if (get_buffer(r_obj, r, 0, 8, "residual") < 0) { release_latents(lat); return -1; }
+    return 0;
+}
+
+/* rc_encode(residual, mean_log2[, latents, prior, levels_log2]) -> the coded bytes (§7, §8.2);
+ * OverflowError for a residual beyond MAX_BITLEN. */
+static PyObject *rc_encode(PyObject *self, PyObject *args) {
+    Py_buffer r;
+    Latents lat;
+    int mean_log2;
+    if (coder_args(args, &r, &lat, &mean_log2) < 0) return NULL;
+    Model *m = malloc(sizeof(Model));
+    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
+    Encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
+    Sink sink = {&e, 0};
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    model_init(m);
+    bad = sink_residuals(&sink, m, &lat, r.buf, r.len / 8, mean_log2);
+    for (int k = 0; k < 5; k++) enc_shift_low(&e);
     Py_END_ALLOW_THREADS
     free(m);
     PyBuffer_Release(&r);
     release_latents(&lat);
-    return PyLong_FromLongLong(total);
+    if (bad >= 0) {
+        free(e.out);
+        PyErr_Format(PyExc_OverflowError, "residual %zd is too large to code", bad);
+        return NULL;
+    }
+    if (e.failed) { free(e.out); return PyErr_NoMemory(); }
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)e.out, (Py_ssize_t)e.len);
+    free(e.out);
+    return bytes;
+}
+
+/* rc_cost(residual, mean_log2[, latents, prior, levels_log2]) -> the information rc_encode
+ * would code, in 2**-16 bits (the same adaptive model, no range coder): what the encoder
+ * compares candidates by before coding the one it keeps. -1 if a residual is too large. */
+static PyObject *rc_cost(PyObject *self, PyObject *args) {
+    Py_buffer r;
+    Latents lat;
+    int mean_log2;
+    if (coder_args(args, &r, &lat, &mean_log2) < 0) return NULL;
+    Model *m = malloc(sizeof(Model));
+    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
+    Sink sink = {NULL, 0};
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    model_init(m);
+    bad = sink_residuals(&sink, m, &lat, r.buf, r.len / 8, mean_log2);
+    Py_END_ALLOW_THREADS
+    free(m);
+    PyBuffer_Release(&r);
+    release_latents(&lat);
+    return PyLong_FromLongLong(bad >= 0 ? -1 : sink.cost);
 }
 
 typedef struct {
@@ -1441,8 +1442,6 @@ typedef struct {
     int32_t avg;  /* SCALED: running mean of |clamped input| */
     int pos;
 } CascadeStage;
-
-#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* A stage's prediction sum and its sign-sign update: written for the compiler to vectorise
  * (restrict: weights and history never overlap); inlined into each build of cascade_run. */

@@ -235,16 +235,18 @@ class _Encoder:
             self.normalize()
 
 
-def rc_encode(residual, mean_log2, latents=None, prior=None, levels_log2=0):
-    """Code the latent symbols (§8.2), if any, then the residuals (§7.4); returns the bytes."""
+def _sink_residuals(sink, residual, mean_log2, latents, prior, levels_log2):
+    """The coding decisions of the latent symbols (§8.2), if any, then of the residuals
+    (§7.4), in order, into ``sink`` (the range encoder, or rc_cost's counter): its
+    ``bit(probs, index, bit)`` adapts, ``fixed(p, bit)`` does not, ``direct(value, nbits)``
+    takes raw bits. OverflowError for a residual beyond MAX_RESIDUAL_BITLEN."""
     tree, mant1, mant2 = _new_model()
-    enc = _Encoder()
     nodes = (1 << levels_log2) - 1
     for i, q in enumerate([] if latents is None else latents):
         node = 1
         for b in range(levels_log2 - 1, -1, -1):
             bit = (int(q) >> b) & 1
-            enc.fixed(int(prior[i * nodes + node - 1]), bit)
+            sink.fixed(int(prior[i * nodes + node - 1]), bit)
             node = 2 * node + bit
     stat = 1 << (mean_log2 + STAT_SHIFT)
     for x in residual:
@@ -257,16 +259,22 @@ def rc_encode(residual, mean_log2, latents=None, prior=None, levels_log2=0):
         node = 1
         for b in range(_TREE_DEPTH - 1, -1, -1):
             bit = (length >> b) & 1
-            enc.bit(probs, node, bit)
+            sink.bit(probs, node, bit)
             node = 2 * node + bit
         if length >= 2:
             m1 = (v >> (length - 2)) & 1
-            enc.bit(mant1, length, m1)
+            sink.bit(mant1, length, m1)
             if length >= 3:
-                enc.bit(mant2[length], m1, (v >> (length - 3)) & 1)
+                sink.bit(mant2[length], m1, (v >> (length - 3)) & 1)
                 if length >= 4:
-                    enc.direct(v, length - 3)
+                    sink.direct(v, length - 3)
         stat += v - (stat >> STAT_SHIFT)
+
+
+def rc_encode(residual, mean_log2, latents=None, prior=None, levels_log2=0):
+    """Code the latent symbols (§8.2), if any, then the residuals (§7.4); returns the bytes."""
+    enc = _Encoder()
+    _sink_residuals(enc, residual, mean_log2, latents, prior, levels_log2)
     for _ in range(5):
         enc.shift_low()
     return bytes(enc.out)
@@ -290,47 +298,36 @@ _BIT_COST = [_COST_INDEX_BITS << 16] + [(_COST_INDEX_BITS << 16) - _log2_q16(i)
                                         for i in range(1, 1 << _COST_INDEX_BITS)]
 
 
+class _Cost:
+    """rc_cost's sink: the information of each decision, in 2**-16 bits, with the encoder's
+    adaptation."""
+
+    _DOWN = PROB_BITS - _COST_INDEX_BITS
+
+    def __init__(self):
+        self.total = 0
+
+    def bit(self, probs, index, bit):
+        p = probs[index]
+        probs[index] = p - (p >> ADAPT_SHIFT) if bit else p + ((_PROB_ONE - p) >> ADAPT_SHIFT)
+        self.fixed(p, bit)
+
+    def fixed(self, p, bit):
+        self.total += _BIT_COST[(_PROB_ONE - p if bit else p) >> self._DOWN]
+
+    def direct(self, value, nbits):
+        self.total += nbits << 16
+
+
 def rc_cost(residual, mean_log2, latents=None, prior=None, levels_log2=0):
     """The information rc_encode would code, in 2**-16 bits (encoder only); -1 if a residual
     is too large."""
-    tree, mant1, mant2 = _new_model()
-    down = PROB_BITS - _COST_INDEX_BITS
-
-    def cost(probs, index, bit, adapt=True):
-        p = probs[index]
-        if adapt:
-            probs[index] = p - (p >> ADAPT_SHIFT) if bit else p + ((_PROB_ONE - p) >> ADAPT_SHIFT)
-        return _BIT_COST[(_PROB_ONE - p if bit else p) >> down]
-
-    total = 0
-    nodes = (1 << levels_log2) - 1
-    for i, q in enumerate([] if latents is None else latents):
-        node = 1
-        for b in range(levels_log2 - 1, -1, -1):
-            bit = (int(q) >> b) & 1
-            total += cost(prior, i * nodes + node - 1, bit, adapt=False)
-            node = 2 * node + bit
-    stat = 1 << (mean_log2 + STAT_SHIFT)
-    for x in residual:
-        x = int(x)
-        v = 2 * x if x >= 0 else -2 * x - 1
-        length = v.bit_length()
-        if length > MAX_RESIDUAL_BITLEN:
-            return -1
-        probs = tree[_context(stat)]
-        node = 1
-        for b in range(_TREE_DEPTH - 1, -1, -1):
-            bit = (length >> b) & 1
-            total += cost(probs, node, bit)
-            node = 2 * node + bit
-        if length >= 2:
-            m1 = (v >> (length - 2)) & 1
-            total += cost(mant1, length, m1)
-            if length >= 3:
-                total += cost(mant2[length], m1, (v >> (length - 3)) & 1)
-                total += (length - 3) << 16
-        stat += v - (stat >> STAT_SHIFT)
-    return total
+    cost = _Cost()
+    try:
+        _sink_residuals(cost, residual, mean_log2, latents, prior, levels_log2)
+    except OverflowError:
+        return -1
+    return cost.total
 
 
 def rc_decode(data, mean_log2, out, latents=None, prior=None, levels_log2=0):
