@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
     import numpy as np
 
-__all__ = ["pack_signed", "unpack_signed", "unpack_small", "packed_size"]
+__all__ = ["pack_signed", "unpack_small", "packed_size"]
 
 
 def packed_size(count: int, width: int) -> int:
@@ -26,20 +26,9 @@ def pack_signed(x: np.ndarray, width: int) -> bytes:
     return np.packbits(bits.reshape(-1)).tobytes()
 
 
-def unpack_signed(data: bytes, count: int, width: int) -> np.ndarray:
-    """Inverse of :func:`pack_signed`; ``data`` must hold exactly ``packed_size`` bytes."""
-    import numpy as np
-    if count == 0:
-        return np.zeros(0, np.int64)
-    bits = np.unpackbits(np.frombuffer(data, np.uint8), count=count * width)
-    bits = bits.reshape(count, width).astype(np.int64)
-    weights = np.left_shift(np.int64(1), np.arange(width - 1, -1, -1, dtype=np.int64))
-    weights[0] = -weights[0]
-    return bits @ weights
-
-
 def unpack_small(data: bytes, count: int, width: int) -> list[int]:
-    """:func:`unpack_signed` for a few values (LPC coefficients): plain ints, no numpy cost."""
+    """Inverse of :func:`pack_signed` as plain ints (the pure-Python kernels' unpack_signed);
+    ``data`` must hold exactly ``packed_size`` bytes."""
     value = int.from_bytes(data, "big") >> (8 * len(data) - count * width)
     mask, sign = (1 << width) - 1, 1 << (width - 1)
     out = []

@@ -1,4 +1,5 @@
-"""Channel decorrelation of channels 0 and 1, both directions (spec §6.1)."""
+"""Channel decorrelation of channels 0 and 1 (spec §6.1): the encoder's direction, and which coded
+channel is the side. The decoder restores them in kernels.frame_pcm."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .spec.constants import ChannelMode
 if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
     import numpy as np
 
-__all__ = ["decorrelate", "restore", "side_channel_index"]
+__all__ = ["decorrelate", "side_channel_index"]
 
 
 def side_channel_index(mode: int) -> int | None:
@@ -31,15 +32,3 @@ def decorrelate(left: np.ndarray, right: np.ndarray, mode: int) -> tuple[np.ndar
     if mode == ChannelMode.SIDE_RIGHT:
         return side, right
     return (left + right) >> 1, side
-
-
-def restore(first: np.ndarray, second: np.ndarray, mode: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left and right from the two coded channels (inverse of :func:`decorrelate`)."""
-    if mode == ChannelMode.INDEPENDENT:
-        return first, second
-    if mode == ChannelMode.LEFT_SIDE:
-        return first, first - second
-    if mode == ChannelMode.SIDE_RIGHT:
-        return first + second, second
-    mid = (first << 1) | (second & 1)
-    return (mid + second) >> 1, (mid - second) >> 1

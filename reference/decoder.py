@@ -508,9 +508,14 @@ class StreamDecoder:
         self._expected_frame += 1
         self._samples_done += count
         pcm = array("i", bytes(4 * count * info.channels))
-        image = bytes(count * info.channels * ((info.bits_per_sample + 7) // 8))
+        image = bytes(self._image_bytes(count))
         self._digest.update_image(image)
         return pcm, image
+
+    def _image_bytes(self, count: int) -> int:
+        """Size of the PCM image (§4.2) of ``count`` samples of every channel."""
+        info = self.info
+        return count * info.channels * ((info.bits_per_sample + 7) // 8)
 
     def _resync(self, failed_start: int) -> int | None:
         """Scan for the next frame header with a valid CRC-8 and a plausible index; leave the
@@ -610,7 +615,7 @@ class StreamDecoder:
         # Channels restored (§6.1), range-checked, interleaved and packed into the MD5's byte
         # image (§4.2) in one kernel pass; the image also serves writers of whole-byte WAV.
         pcm = array("i", bytes(4 * count * info.channels))
-        image = bytearray(count * info.channels * ((bits + 7) // 8))
+        image = bytearray(self._image_bytes(count))
         outside = kernels.frame_pcm(coded, bytes(shifts), head["channel_mode"], bits, pcm, image)
         if outside >= 0:
             raise bad(IntegrityError, f"decoded sample {outside} of the frame leaves the "

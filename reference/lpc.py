@@ -1,6 +1,7 @@
 """Integer linear prediction (spec §6.3): encoder-side analysis and coefficient quantization.
 
-The decoder needs only :func:`restore_signal`; everything else here is the encoder's search.
+The decoder calls the synthesis kernel (``kernels.lpc_restore``) itself; everything here is the
+encoder's search.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ import numpy as np
 
 from ._backend import kernels
 
-__all__ = ["autocorrelation", "levinson", "quantize_coefficients", "compute_residual",
-           "restore_signal", "window"]
+__all__ = ["autocorrelation", "levinson", "quantize_coefficients", "compute_residual", "window"]
 
 _WINDOWS: dict[tuple[str, int], np.ndarray] = {}
 
@@ -69,8 +69,3 @@ def compute_residual(samples: np.ndarray, coefs: np.ndarray, shift: int) -> np.n
     out = np.empty_like(samples)
     kernels.lpc_residual(samples, coefs, len(coefs), shift, out)
     return out
-
-
-def restore_signal(residual: np.ndarray, coefs: np.ndarray, shift: int, lo: int, hi: int) -> int:
-    """Turn ``residual`` (int64) into samples in place; first index outside [lo, hi] or -1."""
-    return kernels.lpc_restore(residual, coefs, len(coefs), shift, lo, hi)

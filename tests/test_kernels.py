@@ -120,13 +120,13 @@ def test_compiled_and_python_lpc_agree(samples, coefs, shift):
 
 
 @given(width=st.integers(1, 33), values=st.data())
-def test_bit_unpacking_small_and_vectorised_agree(width, values):
-    from vaelac._bitpack import pack_signed, unpack_signed, unpack_small
+def test_bit_unpacking_gives_the_packed_values_back(width, values):
+    from vaelac._bitpack import pack_signed, unpack_small
 
     x = values.draw(st.lists(st.integers(-(1 << (width - 1)), (1 << (width - 1)) - 1),
                              max_size=40))
     data = pack_signed(np.array(x, np.int64), width)
-    assert unpack_small(data, len(x), width) == x == unpack_signed(data, len(x), width).tolist()
+    assert unpack_small(data, len(x), width) == x
     for impl in (c_impl, py_impl):  # as the decoder unpacks VERBATIM samples (§5.4)
         out = np.full(len(x) + 1, 7, np.int64)
         impl.unpack_signed(data, len(x), width, out)
