@@ -538,7 +538,9 @@ def quantize(lpc, precision, out):
     error, scale, magnitude = 0.0, float(1 << shift), 0
     for i, c in enumerate(lpc):
         error += c * scale
-        v = max(-qmax - 1, min(qmax, round(error)))
+        # clamped before rounding, as the C kernel's clamp after rounding: the same for every
+        # finite error, and an error that overflowed to ±inf clamps instead of failing round()
+        v = round(max(-qmax - 1, min(qmax, error)))
         out[i] = v
         error -= v
         magnitude = max(magnitude, v, -v - 1)

@@ -32,12 +32,26 @@ __all__ = ["Level", "CascadeConfig", "LEVELS", "DEFAULT_LEVEL", "StreamEncoder",
 
 
 @dataclass(frozen=True)
-class Level:
-    """Encoder effort preset (like flac -0…-8). Only the encoder reads it."""
+class LpcSearch:
+    """Which LPC predictors a level codes for real: the ``tried_orders`` orders up to
+    ``max_order`` that the estimate ranks best, each quantised at every precision."""
 
     max_order: int
-    tried_orders: int  # how many orders, best by estimate first, are coded for real
+    tried_orders: int
     precisions: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Level:
+    """Encoder effort preset (like flac -0…-8). Only the encoder reads it.
+
+    Levels are nested so that a level never codes a frame larger than the level below it
+    with the same frame length (issue 7): each level's ``searches`` are the level below's
+    plus its own (the encoder keeps the smallest of their union, by the coder's exact
+    information count), its stage sets the level below's plus its own, and the estimates
+    that rank orders and choose the channel mode do not depend on the level."""
+
+    searches: tuple[LpcSearch, ...]
     windows: tuple[str, ...]
     stereo_modes: tuple[ChannelMode, ...]
     # A MODEL_PREDICTED subframe must save at least this many bits per 1000 samples over the
@@ -104,18 +118,20 @@ _CASCADE_LONG = CascadeConfig(cross=(16, 13, 2), stages=((512, 14, 8, _SCALED),
 _ALL_MODES = (ChannelMode.INDEPENDENT, ChannelMode.LEFT_SIDE, ChannelMode.SIDE_RIGHT,
               ChannelMode.MID_SIDE)
 
+# Levels 0-5 add LPC searches; 6-8 share one search and frame length and add stage sets.
+_SEARCHES = (LpcSearch(12, 1, (14,)), LpcSearch(16, 1, (14,)), LpcSearch(24, 1, (14,)),
+             LpcSearch(32, 1, (14,)), LpcSearch(32, 2, (14,)), LpcSearch(32, 3, (14,)))
+_WINDOWS = ("tukey50",)
+_CASCADE_SEARCHES = (LpcSearch(32, 3, (14,)),)
+_CASCADE_WINDOWS = ("tukey50", "welch")
+
 LEVELS: dict[int, Level] = {
-    0: Level(8, 1, (12,), ("tukey50",), (ChannelMode.INDEPENDENT, ChannelMode.MID_SIDE)),
-    1: Level(12, 1, (13,), ("tukey50",), (ChannelMode.INDEPENDENT, ChannelMode.MID_SIDE)),
-    2: Level(16, 1, (14,), ("tukey50",), _ALL_MODES),
-    3: Level(24, 1, (14,), ("tukey50",), _ALL_MODES),
-    4: Level(32, 1, (14,), ("tukey50",), _ALL_MODES),
-    5: Level(32, 2, (14,), ("tukey50",), _ALL_MODES),
-    6: Level(32, 3, (14,), ("tukey50", "welch"), _ALL_MODES, model_min_saving=0,
-             cascades=(_CASCADE_MAIN,), frame_scale=2),
-    7: Level(32, 4, (13, 15), ("tukey50", "welch"), _ALL_MODES, model_min_saving=0,
+    **{k: Level(_SEARCHES[:k + 1], _WINDOWS, _ALL_MODES) for k in range(6)},
+    6: Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
+             cascades=(_CASCADE_MAIN,), frame_scale=4),
+    7: Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
              cascades=(_CASCADE_MAIN, _CASCADE_FAST), frame_scale=4),
-    8: Level(32, 6, (12, 14, 15), ("tukey50", "welch", "rect"), _ALL_MODES, model_min_saving=0,
+    8: Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
              cascades=(_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG), frame_scale=4),
 }
 DEFAULT_LEVEL = 5
@@ -148,6 +164,10 @@ def _mean_log2(residual: np.ndarray) -> int:
 
 
 _SUBFRAME_HEAD_BYTES = 2  # subframe_type, wasted_bits
+# The coefficient precision the order estimate charges, the same at every level so that the
+# levels' searches rank orders alike (they are nested, see Level).
+_ESTIMATE_COEF_BITS = 14
+_ESTIMATE_MAX_ORDER = 32
 
 
 def _constant_subframe(value: int) -> bytes:
@@ -179,7 +199,8 @@ class _ChannelAnalysis:
             self.est_bits = 64.0 if self.constant else n * self.width
             return
         xf = self.xs.astype(np.float64)
-        max_order = min(level.max_order, MAX_LPC_ORDER, n - 1)
+        # every level ranks the same orders, so that its channel mode and searches nest
+        max_order = min(_ESTIMATE_MAX_ORDER, MAX_LPC_ORDER, n - 1)
         best = math.inf
         self._lpc: dict[tuple[str, int], np.ndarray] = {}
         for win in level.windows:
@@ -192,7 +213,7 @@ class _ChannelAnalysis:
             wsum = float(np.dot(w, w))
             for order in range(1, max_order + 1):
                 err = max(errors[order] / wsum, 1e-3)
-                est = 0.5 * (n - order) * math.log2(err) + order * (level.precisions[0] + 1)
+                est = 0.5 * (n - order) * math.log2(err) + order * (_ESTIMATE_COEF_BITS + 1)
                 est += 2.0 * (n - order)  # a Laplace coder's constant, for comparing with VERBATIM
                 self.candidates.append((est, order, win))
                 self._lpc[(win, order)] = coefs[order - 1, :order]
@@ -200,31 +221,37 @@ class _ChannelAnalysis:
         self.candidates.sort()
         self.est_bits = min(best, n * self.width)
 
-    def best_predicted(self) -> "_Predicted | None":
-        """The smallest PREDICTED coding among the top candidates (None if none codes). The
+    def predicted_bests(self) -> "list[_Predicted]":
+        """The smallest PREDICTED coding after each of the level's searches, without repeats
+        (the last is the level's best; empty if none codes): the level below ends at an
+        earlier one, so trying the model on each keeps the levels nested (see Level). The
         candidates are compared by the information the range coder would code (rc_cost, the
         coded size to within its 5 flush bytes, 2.2x faster than coding); the one kept is
         coded."""
         x = self.xs
-        best = None
-        seen = set()
-        for _, order, win in self.candidates[: self.level.tried_orders]:
-            for precision in self.level.precisions:
-                coefs, shift, coef_bits = quantize_coefficients(self._lpc[(win, order)],
-                                                                precision)
-                key = (order, shift, coefs.tobytes())
-                if key in seen:
-                    continue
-                seen.add(key)
-                residual = compute_residual(x, coefs, shift)
-                mean_log2 = _mean_log2(residual[order:])
-                cost = kernels.rc_cost(residual, mean_log2)
-                if cost < 0:  # a residual beyond the coder's 56 bits
-                    continue
-                candidate = _Predicted(order, coef_bits, shift, mean_log2, coefs, residual, cost)
-                if best is None or candidate.estimated_size < best.estimated_size:
-                    best = candidate
-        return best
+        best, bests, seen = None, [], set()
+        for search in self.level.searches:
+            eligible = [c for c in self.candidates if c[1] <= search.max_order]
+            for _, order, win in eligible[: search.tried_orders]:
+                for precision in search.precisions:
+                    coefs, shift, coef_bits = quantize_coefficients(self._lpc[(win, order)],
+                                                                    precision)
+                    key = (order, shift, coefs.tobytes())
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    residual = compute_residual(x, coefs, shift)
+                    mean_log2 = _mean_log2(residual[order:])
+                    cost = kernels.rc_cost(residual, mean_log2)
+                    if cost < 0:  # a residual beyond the coder's 56 bits
+                        continue
+                    candidate = _Predicted(order, coef_bits, shift, mean_log2, coefs, residual,
+                                           cost)
+                    if best is None or candidate.estimated_size < best.estimated_size:
+                        best = candidate
+            if best is not None and (not bests or bests[-1] is not best):
+                bests.append(best)
+        return bests
 
     def encode(self, model: Model | None = None, cross: np.ndarray | None = None
                ) -> tuple[bytes, np.ndarray | None]:
@@ -237,25 +264,28 @@ class _ChannelAnalysis:
         if self.constant:
             return _constant_subframe(int(self.x[0])), None
         verbatim_size = _SUBFRAME_HEAD_BYTES + 4 + packed_size(len(x), self.width)
-        best = self.best_predicted() if len(x) >= 2 else None
-        if best is None:
+        bests = self.predicted_bests() if len(x) >= 2 else []
+        if not bests:
             return _verbatim_subframe(x, self.width, self.wasted), None
-        # (cost in 2**-16 bits, type, initial_mean_log2, stages or None, coder)
-        options = [(best.cost, SubframeType.PREDICTED, best.mean_log2, None,
-                    lambda: kernels.rc_encode(best.residual, best.mean_log2))]
-        if model is not None:
-            modelled = model_coding(model, best, x, self.width, cross)
-            if modelled is not None and modelled[0] < best.cost and (
-                    (best.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
-                options.append((modelled[0], SubframeType.MODEL_PREDICTED, best.mean_log2, None,
-                                modelled[1]))
+        best = bests[-1]
+        # (bits in 2**-16 units with the predictor's header, predictor, type,
+        #  initial_mean_log2, stages or None, coder)
+        options = [((best.header_size << 19) + best.cost, best, SubframeType.PREDICTED,
+                    best.mean_log2, None, lambda: kernels.rc_encode(best.residual,
+                                                                    best.mean_log2))]
+        for base in bests if model is not None else ():
+            modelled = model_coding(model, base, x, self.width, cross)
+            if modelled is not None and modelled[0] < base.cost and (
+                    (base.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
+                options.append(((base.header_size << 19) + modelled[0], base,
+                                SubframeType.MODEL_PREDICTED, base.mean_log2, None, modelled[1]))
         for config in self.level.cascades:
             cascaded = cascade_coding(config, best, cross)
             if cascaded is not None:
                 cost, mean_log2, code = cascaded
-                options.append((cost + (config.extra_bytes << 19), SubframeType.CASCADE,
-                                mean_log2, config, code))
-        _, kind, mean_log2, stages, code = min(options, key=lambda option: option[0])
+                options.append((((best.header_size + config.extra_bytes) << 19) + cost, best,
+                                SubframeType.CASCADE, mean_log2, config, code))
+        _, best, kind, mean_log2, stages, code = min(options, key=lambda option: option[0])
         data = code()
         extra_bytes = 0 if stages is None else stages.extra_bytes
         if best.header_size + extra_bytes + len(data) >= verbatim_size:

@@ -178,13 +178,13 @@ def test_invalid_model_files_are_model_errors(make, message):
 
 def _forced_model_stream(pcm, model, monkeypatch, **options):
     """Encode with every predicted subframe coded MODEL_PREDICTED (whatever it costs)."""
-    original = encoder_module._ChannelAnalysis.best_predicted
+    original = encoder_module._ChannelAnalysis.predicted_bests
 
     def inflated(self):
-        best = original(self)
-        return None if best is None else dataclasses.replace(best, cost=best.cost + (10**5 << 19))
+        return [dataclasses.replace(best, cost=best.cost + (10**5 << 19))
+                for best in original(self)]
 
-    monkeypatch.setattr(encoder_module._ChannelAnalysis, "best_predicted", inflated)
+    monkeypatch.setattr(encoder_module._ChannelAnalysis, "predicted_bests", inflated)
     buf = io.BytesIO()
     enc = vaelac.StreamEncoder(buf, 44100, pcm.shape[1], options.pop("bits", 16), model=model,
                                **options)

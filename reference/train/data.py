@@ -60,7 +60,7 @@ def _subframes(pcm: np.ndarray, bits: int, rate: int, level: int):
         _, analyses = analyse_frame(pcm[start:start + frame], bits, LEVELS[level])
         cross = None
         for a in analyses:
-            best = None if a.constant or len(a.xs) < 64 else a.best_predicted()
+            best = None if a.constant or len(a.xs) < 64 else (a.predicted_bests() or [None])[-1]
             if best is not None:
                 yield best.residual, a.xs, cross, a.width, best.mean_log2
             cross = None if best is None else best.residual
