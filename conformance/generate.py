@@ -41,7 +41,7 @@ class _Pipe(io.RawIOBase):
         return len(b)
 
 
-def _encode(pcm, rate, bits, *, frame_length=None, level=5, tags=None, mode=None,
+def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None,
             streaming=False, model=None, embed_model=None, lossy=None, cascade=True,
             require=None):
     from dataclasses import replace

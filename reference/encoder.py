@@ -62,10 +62,10 @@ class Level:
     model_min_saving: int = 50
     # CASCADE subframes (§6.4) tried with each of these stage sets, and frames this many times
     # the default length, at most 65535 (adaptive stages reset at every subframe: they need long
-    # ones to learn). Level 7 on the dev corpus: 45,709,852 bytes at 2x, 45,482,347 at 4x,
-    # 45,398,734 at 8x, 45,368,673 at 16x; but at 16x level 8 made 4 of the 73 files up to 1.9 %
-    # larger than level 6 (at 4x none), and a clipped random walk 30 % larger: one LPC per 1.5 s
-    # cannot follow such changes. 4x it is.
+    # ones to learn). The two-set level on the dev corpus: 45,709,852 bytes at 2x, 45,482,347
+    # at 4x, 45,398,734 at 8x, 45,368,673 at 16x; but at 16x the three-set level made 4 of the
+    # 73 files up to 1.9 % larger than the one-set level at 2x, and a clipped random walk 30 %
+    # larger: one LPC per 1.5 s cannot follow such changes. 4x it is.
     cascades: tuple["CascadeConfig", ...] = ()
     frame_scale: int = 1
 
@@ -103,9 +103,11 @@ class CascadeConfig:
 # 16-tap one, 4.09 % fewer bits; with a fast 32-tap set as the alternative, 4.40 %; adding a
 # 512-tap set, 4.61 %. SCALED stages (update size from the input's magnitude, as Monkey's
 # Audio's filters) do better: 4.45 % with one set, 4.72 % with two, 4.95 % with three.
-# Level 6 takes one set at twice the default frame length: on the whole corpus 45,626,063
+# Level 6 took one set at twice the default frame length: on the whole corpus 45,626,063
 # bytes, against 46,644,364 without CASCADE, 46,258,938 with the fast set alone and 45,918,959
-# with the fast set at twice the frame length.
+# with the fast set at twice the frame length; at four times, 45,379,960 (now level 5, the
+# default). Without the cross stage it is 45,439,779. Level 8's two extra step sizes for the
+# main set: 45,202,882 against 45,219,411.
 _SCALED = CascadeRule.SCALED
 _CASCADE_MAIN = CascadeConfig(cross=(16, 13, 2), stages=((256, 13, 8, _SCALED),
                                                          (16, 11, 8, _SCALED)))
@@ -113,26 +115,33 @@ _CASCADE_FAST = CascadeConfig(cross=(16, 12, 2), stages=((32, 11, 8, _SCALED),
                                                          (16, 11, 8, _SCALED)))
 _CASCADE_LONG = CascadeConfig(cross=(16, 13, 2), stages=((512, 14, 8, _SCALED),
                                                          (16, 11, 8, _SCALED)))
+_CASCADE_STEPS = tuple(CascadeConfig(cross=(16, 13, 2), stages=((256, 13, step, _SCALED),
+                                                                (16, 11, 8, _SCALED)))
+                       for step in (4, 16))
 
 
 _ALL_MODES = (ChannelMode.INDEPENDENT, ChannelMode.LEFT_SIDE, ChannelMode.SIDE_RIGHT,
               ChannelMode.MID_SIDE)
 
-# Levels 0-5 add LPC searches; 6-8 share one search and frame length and add stage sets.
+# Levels 0-4 add LPC searches; 5-8 share one search and frame length and add stage sets.
 _SEARCHES = (LpcSearch(12, 1, (14,)), LpcSearch(16, 1, (14,)), LpcSearch(24, 1, (14,)),
-             LpcSearch(32, 1, (14,)), LpcSearch(32, 2, (14,)), LpcSearch(32, 3, (14,)))
+             LpcSearch(32, 1, (14,)), LpcSearch(32, 3, (14,)))
 _WINDOWS = ("tukey50",)
 _CASCADE_SEARCHES = (LpcSearch(32, 3, (14,)),)
 _CASCADE_WINDOWS = ("tukey50", "welch")
 
+
+def _cascade_level(*cascades: CascadeConfig) -> Level:
+    return Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
+                 cascades=cascades, frame_scale=4)
+
+
 LEVELS: dict[int, Level] = {
-    **{k: Level(_SEARCHES[:k + 1], _WINDOWS, _ALL_MODES) for k in range(6)},
-    6: Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
-             cascades=(_CASCADE_MAIN,), frame_scale=4),
-    7: Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
-             cascades=(_CASCADE_MAIN, _CASCADE_FAST), frame_scale=4),
-    8: Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
-             cascades=(_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG), frame_scale=4),
+    **{k: Level(_SEARCHES[:k + 1], _WINDOWS, _ALL_MODES) for k in range(5)},
+    5: _cascade_level(_CASCADE_MAIN),
+    6: _cascade_level(_CASCADE_MAIN, _CASCADE_FAST),
+    7: _cascade_level(_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG),
+    8: _cascade_level(_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG, *_CASCADE_STEPS),
 }
 DEFAULT_LEVEL = 5
 
@@ -140,8 +149,8 @@ DEFAULT_LEVEL = 5
 def default_frame_length(sample_rate: int) -> int:
     """4096 samples up to 48 kHz, proportionally longer above (the encoder's choice, §5.2).
 
-    Measured at level 5 on the whole dev corpus (in-process): 4096 → 45.27 % of PCM, decode
-    189x real time; 8192 → 45.45 %, 206x. Before the coder's prior (§7.3) 8192 won (44.67 %
+    Measured at the plain level then the default (now level 4) on the whole dev corpus
+    (in-process): 4096 → 45.27 % of PCM, decode 189x real time; 8192 → 45.45 %, 206x. Before the coder's prior (§7.3) 8192 won (44.67 %
     against 44.97 % on a third of the corpus): the prior removed most of the learning cost
     that long frames amortised.
     """

@@ -108,7 +108,7 @@ def test_several_inputs_keep_going_past_a_bad_one(tmp_path):
 
 def test_info_shows_the_structure(tmp_path):
     src = _wav(tmp_path / "in.wav", make_signal("walk", 20000, 2, 16, seed=5))
-    assert run("encode", src, "-T", "ARTIST=Ünïcode").returncode == 0
+    assert run("encode", src, "-4", "-T", "ARTIST=Ünïcode").returncode == 0
     r = run("info", tmp_path / "in.vae", "--frames")
     text = r.stdout.decode()
     assert r.returncode == 0

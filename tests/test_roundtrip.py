@@ -118,7 +118,7 @@ def test_corpus_files_round_trip(corpus_dir):
 
 
 def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
-    """Levels 7 and 8 put CASCADE subframes (§6.4) in real music where they are smaller; the
+    """Levels 5 to 8 put CASCADE subframes (§6.4) in real music where they are smaller; the
     round trip is exact with the compiled kernels and with the pure-Python ones."""
     from vaelac import _pykernels, decoder
     from vaelac.spec.constants import SubframeType
@@ -132,7 +132,7 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
     out = np.concatenate(list(dec))
     assert np.array_equal(out, pcm)
     assert SubframeType.CASCADE in dec.frames[0].subframe_types
-    assert len(stream) < len(vaelac.encode(pcm, fmt.sample_rate, bits=16, level=6, model=None))
+    assert len(stream) < len(vaelac.encode(pcm, fmt.sample_rate, bits=16, level=5, model=None))
     monkeypatch.setattr(decoder, "kernels", _pykernels)
     assert np.array_equal(vaelac.decode(stream)[0], pcm)
 
@@ -142,8 +142,8 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
 def test_no_level_codes_real_music_larger_than_the_level_below(model):
     """Issue 7: levels are nested — each level's LPC searches and stage sets are the level
     below's plus its own, chosen by the coder's exact information count — so within a frame
-    length (levels 0-5, levels 6-8) a level is no larger than the one below; level 6's longer
-    frames and CASCADE subframes are measured, not constructed, to beat level 5."""
+    length (levels 0-4, levels 5-8) a level is no larger than the one below; level 5's longer
+    frames and CASCADE subframes are measured, not constructed, to beat level 4."""
     from vaelac.wav import read_wav
 
     pcm, fmt = read_wav(Path(__file__).resolve().parents[1] / "reference" / "data" / "demo.wav")
@@ -152,8 +152,8 @@ def test_no_level_codes_real_music_larger_than_the_level_below(model):
                for level in range(9)]
     sizes = [len(s) for s in streams]
     assert all(later <= earlier for earlier, later in zip(sizes, sizes[1:])), sizes
-    assert sizes[8] < sizes[6] < sizes[5] < sizes[0]
-    for level in (0, 5, 6, 8):
+    assert sizes[8] < sizes[5] < sizes[4] < sizes[0]
+    for level in (0, 4, 5, 8):
         assert np.array_equal(vaelac.decode(streams[level])[0], pcm)
 
 
@@ -162,12 +162,12 @@ def test_no_level_codes_real_music_larger_than_the_level_below(model):
 def test_no_level_codes_corpus_files_larger_than_the_level_below(corpus_dir, name):
     """Files where the levels before nesting were up to 0.5 % larger than the level below
     (sp_loop_mika at -3, alsa_Front_Right at -7, sp_glitch_perc1 at -1 to -4); within a frame
-    length no corpus file now is (level 6 against 5, different frame lengths: 2 files, up to
+    length no corpus file now is (level 5 against 4, different frame lengths: 2 files, up to
     0.32 %, README)."""
     from vaelac.wav import read_wav
 
     pcm, fmt = read_wav(corpus_dir / name)
     sizes = [len(vaelac.encode(pcm, fmt.sample_rate, bits=fmt.bits_per_sample, level=level))
              for level in range(9)]
-    for group in (sizes[:6], sizes[6:]):
+    for group in (sizes[:5], sizes[5:]):
         assert all(later <= earlier for earlier, later in zip(group, group[1:])), sizes

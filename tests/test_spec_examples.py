@@ -36,7 +36,7 @@ A2 = bytes.fromhex(
 
 def test_appendix_a2_stereo_verbatim_stream_byte_by_byte():
     pcm = np.array([[0, 0], [1, -1], [3, -2], [2, 2], [-1, 0]], np.int16)
-    stream = vaelac.encode(pcm, 8000, model=None)
+    stream = vaelac.encode(pcm, 8000, model=None, level=4)
     assert stream == A2
     image = b"".join(int(v).to_bytes(2, "little", signed=True) for v in pcm.reshape(-1))
     assert image.hex() == "00000000010 0ffff0300feff02000200ffff0000".replace(" ", "")
@@ -55,7 +55,7 @@ A3_FRAME = bytes.fromhex(
 def test_appendix_a3_predicted_frame_and_its_arithmetic():
     x = np.arange(0, 2000, 100, dtype=np.int16)
     x[16] = 1601
-    stream = vaelac.encode(x, 8000, model=None)
+    stream = vaelac.encode(x, 8000, model=None, level=4)
     assert len(stream) == 135 and stream[78:] == A3_FRAME
     frame = A3_FRAME
     assert frame[13] == crc8(frame[:13])
