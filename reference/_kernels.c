@@ -1457,10 +1457,12 @@ static ALWAYS_INLINE void stage_adapt(int32_t *restrict w, const int32_t *restri
     for (int j = 0; j < taps; j++) w[j] += delta * ((h[j] > 0) - (h[j] < 0));
 }
 
+/* Branch-free in the error's sign (-1, 0 or 1), which is as good as random: the branchy form
+ * cost a misprediction a stage a sample. (d ^ m) - m negates d where m is all ones. */
 static ALWAYS_INLINE void stage_adapt_scaled(int32_t *restrict w, const int32_t *restrict d,
                                              int taps, int32_t sign) {
-    if (sign > 0) for (int j = 0; j < taps; j++) w[j] += d[j];
-    else for (int j = 0; j < taps; j++) w[j] -= d[j];
+    const int32_t m = -(int32_t)(sign < 0), keep = -(int32_t)(sign != 0);
+    for (int j = 0; j < taps; j++) w[j] += ((d[j] ^ m) - m) & keep;
 }
 
 /* SCALED (§6.4): the new input's update size from its magnitude against the running mean,
@@ -1484,19 +1486,21 @@ static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
 }
 
 /* The stages of §6.4 over one subframe, in place: forward (encoder) turns the LPC residual
- * into the coded residual, inverse (decoder) turns it back. cross: the preceding subframe's LPC
- * residual, or NULL. Both directions compute the same predictions from the same state. */
-static ALWAYS_INLINE void cascade_body(int64_t *buf, const int64_t *cross, Py_ssize_t n,
+ * into the coded residual, inverse (decoder) turns it back. cross_clamped / cross_sign: the
+ * preceding subframe's LPC residual clamped to the history bound and its signs (computed once
+ * per subframe), or NULL. Both directions compute the same predictions from the same state. */
+static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clamped,
+                                       const int32_t *cross_sign, Py_ssize_t n,
                                        int cross_taps, int cross_shift, int cross_step,
                                        CascadeStage *st, int stages, int inverse) {
     int32_t cw[MAX_CROSS_TAPS] = {0};
-    if (!cross) cross_taps = 0;
+    if (!cross_clamped) cross_taps = 0;
     for (Py_ssize_t t = 0; t < n; t++) {
         int64_t pc = 0;
         const int reach = cross_taps < t + 1 ? cross_taps : (int)(t + 1);
         if (reach) {
             int64_t acc = 0;
-            for (int j = 0; j < reach; j++) acc += (int64_t)cw[j] * clamp_history(cross[t - j]);
+            for (int j = 0; j < reach; j++) acc += (int64_t)cw[j] * cross_clamped[t - j];
             pc = acc >> cross_shift;
         }
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
@@ -1514,17 +1518,15 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int64_t *cross, Py_ss
             v = u[0];
             buf[t] = v + pc;
         }
-        const int32_t sv = sign64(v);
-        if (reach && sv)
-            for (int j = 0; j < reach; j++) cw[j] += cross_step * sv * sign64(cross[t - j]);
+        const int32_t delta = cross_step * sign64(v);  /* 0 leaves the weights: no branch */
+        for (int j = 0; j < reach; j++) cw[j] += delta * cross_sign[t - j];
         for (int k = 0; k < stages; k++) {
             CascadeStage *s = &st[k];
             const int32_t se = sign64(u[k + 1]);
-            if (s->rule == CASCADE_RULE_SIGN) {
-                if (se) stage_adapt(s->w, s->h + s->pos, s->taps, s->step * se);
-            } else if (se) {
+            if (s->rule == CASCADE_RULE_SIGN)
+                stage_adapt(s->w, s->h + s->pos, s->taps, s->step * se);
+            else
                 stage_adapt_scaled(s->w, s->d + s->pos, s->taps, se);
-            }
             s->pos = s->pos ? s->pos - 1 : s->taps - 1;
             const int32_t x = (int32_t)clamp_history(u[k]);
             s->h[s->pos] = s->h[s->pos + s->taps] = x;
@@ -1533,21 +1535,25 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int64_t *cross, Py_ss
     }
 }
 
-typedef void CascadeRun(int64_t *, const int64_t *, Py_ssize_t, int, int, int, CascadeStage *,
-                        int, int);
+typedef void CascadeRun(int64_t *, const int32_t *, const int32_t *, Py_ssize_t, int, int, int,
+                        CascadeStage *, int, int);
 
-static void cascade_run_portable(int64_t *buf, const int64_t *cross, Py_ssize_t n,
-                                 int cross_taps, int cross_shift, int cross_step,
-                                 CascadeStage *st, int stages, int inverse) {
-    cascade_body(buf, cross, n, cross_taps, cross_shift, cross_step, st, stages, inverse);
+static void cascade_run_portable(int64_t *buf, const int32_t *cross_clamped,
+                                 const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
+                                 int cross_shift, int cross_step, CascadeStage *st, int stages,
+                                 int inverse) {
+    cascade_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step, st,
+                 stages, inverse);
 }
 
 #if defined(X86_PATHS)
 __attribute__((target("avx2")))
-static void cascade_run_avx2(int64_t *buf, const int64_t *cross, Py_ssize_t n, int cross_taps,
+static void cascade_run_avx2(int64_t *buf, const int32_t *cross_clamped,
+                             const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
                              int cross_shift, int cross_step, CascadeStage *st, int stages,
                              int inverse) {
-    cascade_body(buf, cross, n, cross_taps, cross_shift, cross_step, st, stages, inverse);
+    cascade_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step, st,
+                 stages, inverse);
 }
 #endif
 
@@ -1594,7 +1600,8 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     CascadeStage st[MAX_CASCADE_STAGES];
     int32_t *memory = NULL;
     if (ok) {
-        Py_ssize_t words = 0;
+        const int use_cross = have_cross && q[0] > 0;
+        Py_ssize_t words = use_cross ? 2 * n : 0;
         for (int k = 0; k < stages; k++) words += 5 * (Py_ssize_t)q[3 + 4 * k];
         memory = calloc(words ? words : 1, sizeof(int32_t));
         if (!memory) {
@@ -1610,8 +1617,17 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
             st[k].h = m; m += 2 * r[0];
             st[k].d = m; m += 2 * r[0];
         }
+        int32_t *cross_clamped = NULL, *cross_sign = NULL;
         Py_BEGIN_ALLOW_THREADS
-        cascade_run(b.buf, have_cross ? c.buf : NULL, n, q[0], q[1], q[2], st, stages, inverse);
+        if (use_cross) {
+            const int64_t *cross = c.buf;
+            cross_clamped = m; cross_sign = m + n;
+            for (Py_ssize_t t = 0; t < n; t++) {
+                cross_clamped[t] = (int32_t)clamp_history(cross[t]);
+                cross_sign[t] = sign64(cross[t]);
+            }
+        }
+        cascade_run(b.buf, cross_clamped, cross_sign, n, q[0], q[1], q[2], st, stages, inverse);
         Py_END_ALLOW_THREADS
         free(memory);
     } else {
