@@ -1434,35 +1434,92 @@ static inline int32_t sign64(int64_t v) { return (v > 0) - (v < 0); }
 #define CASCADE_RULE_SIGN 0
 #define CASCADE_RULE_SCALED 1
 
+/* A stage's weights are kept split, w = 2048 * hi + lo with 0 <= lo < 2048: |w| < 2**26 (§6.4)
+ * puts hi in int16, and with int16 histories both halves of the sum are vpmaddwd products.
+ * An update (|delta| <= 1020 < 2048) adds to lo and carries at most one into hi. */
+#define WEIGHT_LOW_BITS 11
+
 typedef struct {
     int taps, shift, step, rule;
-    int32_t *w;   /* weights: |w| <= 4 * 255 * 65535 < 2**26 */
-    int32_t *h;   /* history, newest first, twice over (h[pos .. pos+taps-1] is the window) */
-    int32_t *d;   /* SCALED: the update of each tap, kept like h */
-    int32_t avg;  /* SCALED: running mean of |clamped input| */
+    int16_t *hi, *lo; /* the weights, split as above */
+    int16_t *h;       /* history, newest first, twice over (h[pos .. pos+taps-1] is the window);
+                         int16: clamped to ±32767 */
+    int16_t *d;       /* SCALED: the update of each tap, kept like h (|d| <= 4 * 255) */
+    int32_t avg;      /* SCALED: running mean of |clamped input| */
     int pos;
 } CascadeStage;
 
-/* A stage's prediction sum and its sign-sign update: written for the compiler to vectorise
- * (restrict: weights and history never overlap); inlined into each build of cascade_run. */
-static ALWAYS_INLINE int64_t stage_sum(const int32_t *restrict w, const int32_t *restrict h,
-                                       int taps) {
-    int64_t acc = 0;
-    for (int j = 0; j < taps; j++) acc += (int64_t)w[j] * h[j];
-    return acc;
+/* sum over j of w[j] * h[j], exact in 64 bits: |hi * h| and the sums of lo * h over 256 taps
+ * stay within int32, |w * h| < 2**41 and the total within 2**51. */
+static ALWAYS_INLINE int64_t stage_sum_portable(const int16_t *restrict hi,
+                                                const int16_t *restrict lo,
+                                                const int16_t *restrict h, int taps) {
+    int64_t high = 0, low = 0;
+    for (int j = 0; j < taps; j++) {
+        high += (int32_t)hi[j] * h[j];
+        low += (int32_t)lo[j] * h[j];
+    }
+    return high * (1 << WEIGHT_LOW_BITS) + low;
 }
 
-static ALWAYS_INLINE void stage_adapt(int32_t *restrict w, const int32_t *restrict h, int taps,
-                                      int32_t delta) {
-    for (int j = 0; j < taps; j++) w[j] += delta * ((h[j] > 0) - (h[j] < 0));
+#if defined(X86_PATHS)
+/* The same sum, 16 taps a step: vpmaddwd gives pair sums of hi * h (|.| < 2**31, widened to
+ * 64 bits at once) and of lo * h (|.| < 2**27, summed in 32 bits over 256 taps at most, then
+ * widened). */
+__attribute__((target("avx2")))
+static inline int64_t stage_sum_avx2(const int16_t *hi, const int16_t *lo, const int16_t *h,
+                                     int taps) {
+    __m256i high = _mm256_setzero_si256(), low = _mm256_setzero_si256();
+    int j = 0;
+    while (j + 16 <= taps) {
+        const int end = (taps - j) / 16 > 16 ? j + 256 : j + (taps - j) / 16 * 16;
+        __m256i low32 = _mm256_setzero_si256();
+        for (; j < end; j += 16) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(h + j));
+            const __m256i ph = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(hi + j)), x);
+            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(ph)));
+            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(ph, 1)));
+            low32 = _mm256_add_epi32(low32, _mm256_madd_epi16(
+                _mm256_loadu_si256((const __m256i *)(lo + j)), x));
+        }
+        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(low32)));
+        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(low32, 1)));
+    }
+    int64_t lanes_high[4], lanes_low[4];
+    _mm256_storeu_si256((__m256i *)lanes_high, high);
+    _mm256_storeu_si256((__m256i *)lanes_low, low);
+    int64_t sum_high = lanes_high[0] + lanes_high[1] + lanes_high[2] + lanes_high[3];
+    int64_t sum_low = lanes_low[0] + lanes_low[1] + lanes_low[2] + lanes_low[3];
+    for (; j < taps; j++) {
+        sum_high += (int32_t)hi[j] * h[j];
+        sum_low += (int32_t)lo[j] * h[j];
+    }
+    return sum_high * (1 << WEIGHT_LOW_BITS) + sum_low;
+}
+#endif
+
+/* w[j] += delta[j], on the split weights: lo + delta lies in [-1020, 3067], its arithmetic
+ * shift by 11 is the carry (-1, 0 or 1). Written for the compiler to vectorise in int16. */
+#define ADD_TO_WEIGHTS(hi, lo, taps, DELTA)                                                   \
+    for (int j = 0; j < (taps); j++) {                                                        \
+        const int16_t t = (int16_t)((lo)[j] + (DELTA));                                       \
+        (hi)[j] = (int16_t)((hi)[j] + (t >> WEIGHT_LOW_BITS));                                \
+        (lo)[j] = (int16_t)(t & ((1 << WEIGHT_LOW_BITS) - 1));                                \
+    }
+
+/* SIGN: w[j] += step * sign(error) * sign(h[j]); delta = step * sign(error), 0 for none. */
+static ALWAYS_INLINE void stage_adapt(int16_t *restrict hi, int16_t *restrict lo,
+                                      const int16_t *restrict h, int taps, int16_t delta) {
+    ADD_TO_WEIGHTS(hi, lo, taps, delta * ((h[j] > 0) - (h[j] < 0)))
 }
 
-/* Branch-free in the error's sign (-1, 0 or 1), which is as good as random: the branchy form
- * cost a misprediction a stage a sample. (d ^ m) - m negates d where m is all ones. */
-static ALWAYS_INLINE void stage_adapt_scaled(int32_t *restrict w, const int32_t *restrict d,
-                                             int taps, int32_t sign) {
-    const int32_t m = -(int32_t)(sign < 0), keep = -(int32_t)(sign != 0);
-    for (int j = 0; j < taps; j++) w[j] += ((d[j] ^ m) - m) & keep;
+/* SCALED: w[j] += sign(error) * d[j]; branch-free in the sign (-1, 0 or 1), which is as good
+ * as random: a branch cost a misprediction a stage a sample. (d ^ m) - m negates d where m is
+ * all ones. */
+static ALWAYS_INLINE void stage_adapt_scaled(int16_t *restrict hi, int16_t *restrict lo,
+                                             const int16_t *restrict d, int taps, int32_t sign) {
+    const int16_t m = (int16_t)-(sign < 0), keep = (int16_t)-(sign != 0);
+    ADD_TO_WEIGHTS(hi, lo, taps, ((d[j] ^ m) - m) & keep)
 }
 
 /* SCALED (§6.4): the new input's update size from its magnitude against the running mean,
@@ -1472,14 +1529,14 @@ static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
     const int32_t m = a > 3 * s->avg ? 4 * s->step
                     : 3 * a > 4 * s->avg ? 2 * s->step
                     : a > 0 ? s->step : 0;
-    const int32_t value = x > 0 ? m : -m;
+    const int16_t value = (int16_t)(x > 0 ? m : -m);
     s->d[s->pos] = s->d[s->pos + s->taps] = value;
     static const int older[3] = {1, 2, 8};
     for (int i = 0; i < 3; i++) {
         if (older[i] >= s->taps) break;
         const int q = s->pos + older[i];
         const int twin = q < s->taps ? q + s->taps : q - s->taps;
-        s->d[q] >>= 1;
+        s->d[q] = (int16_t)(s->d[q] >> 1);
         s->d[twin] = s->d[q];
     }
     s->avg += (a - s->avg) >> 4;
@@ -1492,7 +1549,7 @@ static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
 static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clamped,
                                        const int32_t *cross_sign, Py_ssize_t n,
                                        int cross_taps, int cross_shift, int cross_step,
-                                       CascadeStage *st, int stages, int inverse) {
+                                       CascadeStage *st, int stages, int inverse, int avx2) {
     int32_t cw[MAX_CROSS_TAPS] = {0};
     if (!cross_clamped) cross_taps = 0;
     for (Py_ssize_t t = 0; t < n; t++) {
@@ -1504,8 +1561,15 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             pc = acc >> cross_shift;
         }
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
-        for (int k = 0; k < stages; k++)
-            p[k] = stage_sum(st[k].w, st[k].h + st[k].pos, st[k].taps) >> st[k].shift;
+        for (int k = 0; k < stages; k++) {
+            const CascadeStage *s = &st[k];
+            int64_t sum;
+#if defined(X86_PATHS)
+            if (avx2) sum = stage_sum_avx2(s->hi, s->lo, s->h + s->pos, s->taps); else
+#endif
+            sum = stage_sum_portable(s->hi, s->lo, s->h + s->pos, s->taps);
+            p[k] = sum >> s->shift;
+        }
         int64_t v;
         if (!inverse) {
             v = buf[t] - pc;
@@ -1524,12 +1588,12 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             CascadeStage *s = &st[k];
             const int32_t se = sign64(u[k + 1]);
             if (s->rule == CASCADE_RULE_SIGN)
-                stage_adapt(s->w, s->h + s->pos, s->taps, s->step * se);
+                stage_adapt(s->hi, s->lo, s->h + s->pos, s->taps, (int16_t)(s->step * se));
             else
-                stage_adapt_scaled(s->w, s->d + s->pos, s->taps, se);
+                stage_adapt_scaled(s->hi, s->lo, s->d + s->pos, s->taps, se);
             s->pos = s->pos ? s->pos - 1 : s->taps - 1;
             const int32_t x = (int32_t)clamp_history(u[k]);
-            s->h[s->pos] = s->h[s->pos + s->taps] = x;
+            s->h[s->pos] = s->h[s->pos + s->taps] = (int16_t)x;
             if (s->rule == CASCADE_RULE_SCALED) scaled_shift_in(s, x);
         }
     }
@@ -1543,7 +1607,7 @@ static void cascade_run_portable(int64_t *buf, const int32_t *cross_clamped,
                                  int cross_shift, int cross_step, CascadeStage *st, int stages,
                                  int inverse) {
     cascade_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step, st,
-                 stages, inverse);
+                 stages, inverse, 0);
 }
 
 #if defined(X86_PATHS)
@@ -1553,7 +1617,7 @@ static void cascade_run_avx2(int64_t *buf, const int32_t *cross_clamped,
                              int cross_shift, int cross_step, CascadeStage *st, int stages,
                              int inverse) {
     cascade_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step, st,
-                 stages, inverse);
+                 stages, inverse, 1);
 }
 #endif
 
@@ -1601,21 +1665,24 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     int32_t *memory = NULL;
     if (ok) {
         const int use_cross = have_cross && q[0] > 0;
-        Py_ssize_t words = use_cross ? 2 * n : 0;
-        for (int k = 0; k < stages; k++) words += 5 * (Py_ssize_t)q[3 + 4 * k];
+        Py_ssize_t words = use_cross ? 2 * n : 0, halves = 0;  /* int32 and int16 words */
+        for (int k = 0; k < stages; k++) halves += 6 * (Py_ssize_t)q[3 + 4 * k];
+        words += (halves + 1) / 2;
         memory = calloc(words ? words : 1, sizeof(int32_t));
         if (!memory) {
             PyBuffer_Release(&b); PyBuffer_Release(&p); if (have_cross) PyBuffer_Release(&c);
             return PyErr_NoMemory();
         }
         int32_t *m = memory;
+        int16_t *half = (int16_t *)(memory + (use_cross ? 2 * n : 0));
         for (int k = 0; k < stages; k++) {
             const int32_t *r = q + 3 + 4 * k;
             st[k].taps = r[0]; st[k].shift = r[1]; st[k].step = r[2]; st[k].rule = r[3];
             st[k].pos = 0; st[k].avg = 0;
-            st[k].w = m; m += r[0];
-            st[k].h = m; m += 2 * r[0];
-            st[k].d = m; m += 2 * r[0];
+            st[k].hi = half; half += r[0];
+            st[k].lo = half; half += r[0];
+            st[k].h = half; half += 2 * r[0];
+            st[k].d = half; half += 2 * r[0];
         }
         int32_t *cross_clamped = NULL, *cross_sign = NULL;
         Py_BEGIN_ALLOW_THREADS
