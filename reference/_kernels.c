@@ -1422,6 +1422,7 @@ static PyObject *affine(PyObject *self, PyObject *args) {
 #define MAX_CASCADE_TAPS 1024
 #define MAX_CROSS_TAPS 32
 #define MAX_CASCADE_SHIFT 47
+#define MAX_CASCADE_SAMPLES 65535
 #define CASCADE_HISTORY_MAX 32767
 
 static inline int64_t clamp_history(int64_t v) {
@@ -1652,8 +1653,10 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     const int32_t *q = p.buf;
     const Py_ssize_t count = p.len / 4, n = b.len / 8;
     const int stages = (int)((count - 3) / 4);
+    /* n <= 65535 (a subframe's most, §5.2) is what bounds |w| below 2**26 (§6.4), which the
+     * int16 split of the weights relies on */
     int ok = count >= 3 && (count - 3) % 4 == 0 && stages <= MAX_CASCADE_STAGES
-             && (!have_cross || c.len == b.len)
+             && n <= MAX_CASCADE_SAMPLES && (!have_cross || c.len == b.len)
              && q[0] >= 0 && q[0] <= MAX_CROSS_TAPS && q[1] >= 0 && q[1] <= MAX_CASCADE_SHIFT
              && q[2] >= 0 && q[2] <= 255;
     for (int k = 0; ok && k < stages; k++) {

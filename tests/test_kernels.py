@@ -300,6 +300,15 @@ def test_cascade_parameters_out_of_range_are_refused(params):
         c_impl.cascade(np.zeros(10, np.int64), None, np.array(params, np.int32), False)
 
 
+def test_cascade_refuses_more_samples_than_a_subframe_holds():
+    """§6.4's weight bound (|w| < 2**26, which the C kernel's int16 split of the weights relies
+    on) holds for a subframe's 65535 samples at most; the kernel refuses longer input."""
+    params = np.array([0, 0, 0, 4, 0, 255, 1], np.int32)
+    c_impl.cascade(np.ones(65535, np.int64), None, params, False)
+    with pytest.raises(ValueError):
+        c_impl.cascade(np.ones(65536, np.int64), None, params, False)
+
+
 def test_the_c_kernels_use_the_spec_constants():
     """Every normative number the C kernels define is the one spec/constants.py defines (the
     C file cannot import it): same-named defines, and the two the C names differently."""
@@ -311,7 +320,8 @@ def test_the_c_kernels_use_the_spec_constants():
     source = Path(__file__).resolve().parents[1] / "reference" / "_kernels.c"
     if not source.is_file():
         pytest.skip("reference/_kernels.c is not beside the tests (installed package only)")
-    aliases = {"MAX_BITLEN": "MAX_RESIDUAL_BITLEN", "MAX_HIDDEN": "MAX_FAN_IN"}
+    aliases = {"MAX_BITLEN": "MAX_RESIDUAL_BITLEN", "MAX_HIDDEN": "MAX_FAN_IN",
+               "MAX_CASCADE_SAMPLES": "MAX_FRAME_LENGTH"}
     checked = 0
     for name, expression in re.findall(r"^#define (\w+) ([^/\n]+)", source.read_text(), re.M):
         spec_name = aliases.get(name, name)
