@@ -1486,16 +1486,13 @@ static inline int64_t stage_sum_avx2(const int16_t *hi, const int16_t *lo, const
         low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(low32)));
         low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(low32, 1)));
     }
-    int64_t lanes_high[4], lanes_low[4];
-    _mm256_storeu_si256((__m256i *)lanes_high, high);
-    _mm256_storeu_si256((__m256i *)lanes_low, low);
-    int64_t sum_high = lanes_high[0] + lanes_high[1] + lanes_high[2] + lanes_high[3];
-    int64_t sum_low = lanes_low[0] + lanes_low[1] + lanes_low[2] + lanes_low[3];
-    for (; j < taps; j++) {
-        sum_high += (int32_t)hi[j] * h[j];
-        sum_low += (int32_t)lo[j] * h[j];
-    }
-    return sum_high * (1 << WEIGHT_LOW_BITS) + sum_low;
+    /* the lanes' 2048 * high + low, then the four lanes added in registers */
+    const __m256i lanes = _mm256_add_epi64(_mm256_slli_epi64(high, WEIGHT_LOW_BITS), low);
+    __m128i two = _mm_add_epi64(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+    two = _mm_add_epi64(two, _mm_unpackhi_epi64(two, two));
+    int64_t sum = _mm_cvtsi128_si64(two);
+    for (; j < taps; j++) sum += (int64_t)hi[j] * h[j] * (1 << WEIGHT_LOW_BITS) + lo[j] * h[j];
+    return sum;
 }
 #endif
 
