@@ -482,31 +482,39 @@ static int coder_args(PyObject *args, Py_buffer *r, Latents *lat, int *mean_log2
     return 0;
 }
 
-/* rc_encode(residual, mean_log2[, latents, prior, levels_log2]) -> the coded bytes (§7, §8.2);
- * OverflowError for a residual beyond MAX_BITLEN. */
-static PyObject *rc_encode(PyObject *self, PyObject *args) {
+/* The walk rc_encode and rc_cost share: their arguments checked (coder_args), the decisions
+ * sunk with the coder's adaptive model, without the GIL. -1 with an exception set, else 0 and
+ * *bad as sink_residuals returns it. */
+static int run_sink(PyObject *args, Sink *sink, Py_ssize_t *bad) {
     Py_buffer r;
     Latents lat;
     int mean_log2;
-    if (coder_args(args, &r, &lat, &mean_log2) < 0) return NULL;
+    if (coder_args(args, &r, &lat, &mean_log2) < 0) return -1;
     Model *m = malloc(sizeof(Model));
-    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
-    Encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
-    Sink sink = {&e, 0};
-    Py_ssize_t bad;
+    if (!m) { PyBuffer_Release(&r); release_latents(&lat); PyErr_NoMemory(); return -1; }
     Py_BEGIN_ALLOW_THREADS
     model_init(m);
-    bad = sink_residuals(&sink, m, &lat, r.buf, r.len / 8, mean_log2);
-    for (int k = 0; k < 5; k++) enc_shift_low(&e);
+    *bad = sink_residuals(sink, m, &lat, r.buf, r.len / 8, mean_log2);
     Py_END_ALLOW_THREADS
     free(m);
     PyBuffer_Release(&r);
     release_latents(&lat);
+    return 0;
+}
+
+/* rc_encode(residual, mean_log2[, latents, prior, levels_log2]) -> the coded bytes (§7, §8.2);
+ * OverflowError for a residual beyond MAX_BITLEN. */
+static PyObject *rc_encode(PyObject *self, PyObject *args) {
+    Encoder e = {0, 0xFFFFFFFFu, 0, 1, NULL, 0, 0, 0};
+    Sink sink = {&e, 0};
+    Py_ssize_t bad;
+    if (run_sink(args, &sink, &bad) < 0) return NULL;
     if (bad >= 0) {
         free(e.out);
         PyErr_Format(PyExc_OverflowError, "residual %zd is too large to code", bad);
         return NULL;
     }
+    for (int k = 0; k < 5; k++) enc_shift_low(&e);
     if (e.failed) { free(e.out); return PyErr_NoMemory(); }
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)e.out, (Py_ssize_t)e.len);
     free(e.out);
@@ -517,21 +525,9 @@ static PyObject *rc_encode(PyObject *self, PyObject *args) {
  * would code, in 2**-16 bits (the same adaptive model, no range coder): what the encoder
  * compares candidates by before coding the one it keeps. -1 if a residual is too large. */
 static PyObject *rc_cost(PyObject *self, PyObject *args) {
-    Py_buffer r;
-    Latents lat;
-    int mean_log2;
-    if (coder_args(args, &r, &lat, &mean_log2) < 0) return NULL;
-    Model *m = malloc(sizeof(Model));
-    if (!m) { PyBuffer_Release(&r); release_latents(&lat); return PyErr_NoMemory(); }
     Sink sink = {NULL, 0};
     Py_ssize_t bad;
-    Py_BEGIN_ALLOW_THREADS
-    model_init(m);
-    bad = sink_residuals(&sink, m, &lat, r.buf, r.len / 8, mean_log2);
-    Py_END_ALLOW_THREADS
-    free(m);
-    PyBuffer_Release(&r);
-    release_latents(&lat);
+    if (run_sink(args, &sink, &bad) < 0) return NULL;
     return PyLong_FromLongLong(bad >= 0 ? -1 : sink.cost);
 }
 
@@ -1673,7 +1669,6 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
             PyBuffer_Release(&b); PyBuffer_Release(&p); if (have_cross) PyBuffer_Release(&c);
             return PyErr_NoMemory();
         }
-        int32_t *m = memory;
         int16_t *half = (int16_t *)(memory + (use_cross ? 2 * n : 0));
         for (int k = 0; k < stages; k++) {
             const int32_t *r = q + 3 + 4 * k;
@@ -1688,7 +1683,7 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         if (use_cross) {
             const int64_t *cross = c.buf;
-            cross_clamped = m; cross_sign = m + n;
+            cross_clamped = memory; cross_sign = memory + n;
             for (Py_ssize_t t = 0; t < n; t++) {
                 cross_clamped[t] = (int32_t)clamp_history(cross[t]);
                 cross_sign[t] = sign64(cross[t]);

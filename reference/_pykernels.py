@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 
 from ._bitpack import unpack_small
-from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, CASCADE_HISTORY_MAX, DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP,
-                             FEATURE_MAX, MAX_COEF_BITS, MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN,
-                             NUM_CONTEXTS, OUTPUT_MAX, OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
+from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, CASCADE_HISTORY_MAX,
+                             DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP, FEATURE_MAX, MAX_COEF_BITS,
+                             MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, OUTPUT_MAX,
+                             OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
-__all__ = ["lpc_residual", "lpc_restore", "unpack_signed", "rc_encode", "rc_decode",
-           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine", "rc_cost", "cascade"]
+__all__ = ["lpc_residual", "lpc_restore", "unpack_signed", "rc_encode", "rc_decode", "rc_cost",
+           "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine",
+           "cascade"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
