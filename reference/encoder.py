@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import lossy
+from . import __version__, lossy
 from .checksum import PcmDigest, crc8, crc32
 from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window)
 from .model import Model, analysis_features, builtin_models, default_model, model_from_file
@@ -150,9 +150,9 @@ def default_frame_length(sample_rate: int) -> int:
     """4096 samples up to 48 kHz, proportionally longer above (the encoder's choice, §5.2).
 
     Measured at the plain level then the default (now level 4) on the whole dev corpus
-    (in-process): 4096 → 45.27 % of PCM, decode 189x real time; 8192 → 45.45 %, 206x. Before the coder's prior (§7.3) 8192 won (44.67 %
-    against 44.97 % on a third of the corpus): the prior removed most of the learning cost
-    that long frames amortised.
+    (in-process): 4096 → 45.27 % of PCM, decode 189x real time; 8192 → 45.45 %, 206x. Before
+    the coder's prior (§7.3) 8192 won (44.67 % against 44.97 % on a third of the corpus): the
+    prior removed most of the learning cost that long frames amortised.
     """
     return int(min(MAX_FRAME_LENGTH, 4096 * max(1, math.ceil(sample_rate / 48000))))
 
@@ -176,7 +176,6 @@ _SUBFRAME_HEAD_BYTES = 2  # subframe_type, wasted_bits
 # The coefficient precision the order estimate charges, the same at every level so that the
 # levels' searches rank orders alike (they are nested, see Level).
 _ESTIMATE_COEF_BITS = 14
-_ESTIMATE_MAX_ORDER = 32
 
 
 def _constant_subframe(value: int) -> bytes:
@@ -208,8 +207,8 @@ class _ChannelAnalysis:
             self.est_bits = 64.0 if self.constant else n * self.width
             return
         xf = self.xs.astype(np.float64)
-        # every level ranks the same orders, so that its channel mode and searches nest
-        max_order = min(_ESTIMATE_MAX_ORDER, MAX_LPC_ORDER, n - 1)
+        # every level ranks every order, so that its channel mode and searches nest
+        max_order = min(MAX_LPC_ORDER, n - 1)
         best = math.inf
         self._lpc: dict[tuple[str, int], np.ndarray] = {}
         for win in level.windows:
@@ -309,6 +308,7 @@ class _ChannelAnalysis:
 
 
 _RC_FLUSH_BYTES = 5  # what rc_encode adds to the information it codes (§7.1)
+_VENDOR = "vaelac reference " + ".".join(__version__.split(".")[:2])  # TAGS vendor (§4.5)
 
 
 @dataclass(frozen=True)
@@ -438,7 +438,7 @@ class StreamEncoder:
     def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int, bits_per_sample: int,
                  *, level: int = DEFAULT_LEVEL, total_samples: int | None = None,
                  channel_mask: int = 0, tags: dict[str, str] | list[tuple[str, str]] | None = None,
-                 frame_length: int | None = None, vendor: str = "vaelac reference 0.3",
+                 frame_length: int | None = None, vendor: str = _VENDOR,
                  seek_interval_seconds: float = 10.0, model: Model | str | None = "default",
                  embed_model: bool | None = None, lossy: Model | str | None = None):
         _check_format(sample_rate, channels, bits_per_sample)
