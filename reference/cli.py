@@ -166,7 +166,8 @@ def _decode_one(src: str, dst: str | None, args) -> str:
     from .decoder import StreamDecoder
 
     with _open_in(src) as raw:
-        dec = StreamDecoder(raw, keep_going=getattr(args, "keep_going", False))
+        dec = StreamDecoder(raw, keep_going=getattr(args, "keep_going", False),
+                            threads=_decode_threads(args))
         info = dec.info
         progress = _Progress(os.path.basename(src), info.total_samples, _progress_on(args))
         if dst is None:
@@ -272,6 +273,24 @@ def _parse_tags(items: list[str] | None) -> list[tuple[str, str]]:
 
 
 _JOBS_HELP = "files to work on at once, in separate processes (0 = one per CPU)"
+_THREADS_HELP = ("threads decoding one file, frames ahead of the one written (default 0: one per "
+                 "CPU, at most 4, shared among --jobs; 1 = one frame at a time)")
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _decode_threads(args) -> int:
+    """-t/--threads for one file's StreamDecoder: 0 shares the CPUs among the --jobs processes."""
+    threads = getattr(args, "threads", 1)
+    if threads:
+        return threads
+    jobs = getattr(args, "jobs", 1) or os.cpu_count() or 1
+    return max(1, min(4, (os.cpu_count() or 1) // jobs))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -311,6 +330,8 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("-F", "--keep-going", action="store_true",
                      help="decode past damaged frames, filling them with silence (exit 3)")
     dec.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
+    dec.add_argument("-t", "--threads", type=_non_negative, default=0, metavar="N",
+                     help=_THREADS_HELP)
 
     test = sub.add_parser("test", help="decode and check CRCs and the PCM MD5, write nothing")
     test.add_argument("inputs", nargs="+", metavar="FILE.vae")
@@ -318,6 +339,8 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("-F", "--keep-going", action="store_true",
                       help="report every damaged span instead of stopping at the first")
     test.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
+    test.add_argument("-t", "--threads", type=_non_negative, default=0, metavar="N",
+                      help=_THREADS_HELP)
 
     train = sub.add_parser("train", help="train a model on WAV files (needs vaelac[train])")
     train.add_argument("data", nargs="+", metavar="DATA", help="WAV files or folders of them")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import threading
+from collections import deque
 from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Iterator
@@ -102,6 +104,18 @@ class FrameInfo:
 
 
 _READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class _FrameJob:
+    """A frame whose header, sizes and CRC-32 are checked, before its subframes are decoded."""
+
+    index: int
+    offset: int
+    first_sample: int
+    count: int
+    mode: int
+    payload: bytes
 
 
 class _Reader:
@@ -225,8 +239,20 @@ class StreamDecoder:
     the end of the stream when the header carries one.
     """
 
-    def __init__(self, fileobj: BinaryIO, *, keep_going: bool = False):
+    def __init__(self, fileobj: BinaryIO, *, keep_going: bool = False, threads: int = 1):
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
         self.keep_going = keep_going
+        # Frames are independent (§5): with threads > 1 the frames after the one being handed
+        # out are read, checked and decoded ahead on a thread pool (the kernels run without
+        # the GIL), and handed out in order; a failure is raised at the frame it belongs to.
+        # keep_going resynchronises on the reader's position, so it decodes one frame at a time.
+        self.threads = 1 if keep_going else threads
+        self._pool = None
+        self._pending: deque = deque()
+        self._ahead = (0, 0)  # (frame index, samples before it) the read-ahead has reached
+        self._ahead_done = False  # the read-ahead met the end of the stream or a failure
+        self._model_lock = threading.Lock()
         self.damage: list[Damage] = []
         self._silence_frames = 0
         if not hasattr(fileobj, "peek"):
@@ -364,6 +390,8 @@ class StreamDecoder:
         fl = info.frame_length
         if self.keep_going:
             raise ValueError("seek() is not available with keep_going")
+        if self.threads > 1:
+            raise ValueError("seek() is not available with threads > 1")
         if sample < 0 or (info.total_samples is not None and sample > info.total_samples):
             raise ValueError(f"sample {sample} is outside 0..{info.total_samples}")
         self._seeked = True
@@ -548,37 +576,80 @@ class StreamDecoder:
             r.unread(rest)
 
     def _read_frame(self) -> tuple[array, bytearray] | None:
+        if self.threads > 1:
+            return self._read_frame_ahead()
+        job = self._take_frame(self._expected_frame, self._samples_done)
+        if job is None:
+            self._finish()
+            return None
+        return self._deliver(job, self._compute(job))
+
+    def _read_frame_ahead(self) -> tuple[array, bytearray] | None:
+        """:meth:`_read_frame` with up to ``threads + 1`` frames read and decoding ahead."""
+        pending = self._pending
+        if self._pool is None and not self._ahead_done:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vaelac-decode")
+            self._ahead = (self._expected_frame, self._samples_done)
+        while not self._ahead_done and len(pending) <= self.threads:
+            index, done = self._ahead
+            try:
+                job = self._take_frame(index, done)
+            except Exception as exc:  # raised in order, after the frames before it
+                pending.append((None, exc))
+                job = None
+            if job is None:
+                self._ahead_done = True
+                break
+            self._ahead = (index + 1, done + job.count)
+            pending.append((job, self._pool.submit(self._compute, job)))
+        if not pending:
+            self._stop_pool()
+            self._finish()
+            return None
+        job, outcome = pending.popleft()
+        try:
+            if job is None:
+                raise outcome
+            return self._deliver(job, outcome.result())
+        except BaseException:
+            self._ahead_done = True
+            pending.clear()
+            self._stop_pool()  # cancels what has not started
+            raise
+
+    def _stop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _take_frame(self, index: int, done: int) -> _FrameJob | None:
+        """Read frame ``index`` (``done`` samples precede it) and check everything but its
+        subframes: header (§5.1), sizes (§5.2), CRC-32 (§5.5). None at a valid end of stream
+        (the caller checks the totals and the MD5)."""
         info = self.info
         r = self._reader
-        if info.total_samples is not None and self._samples_done >= info.total_samples:
+        if info.total_samples is not None and done >= info.total_samples:
             if not r.at_eof():
                 raise FormatError("data after the last frame", structure="frame",
                                   offset=r.offset, section="§5")
-            self._finish()
             return None
         offset = r.offset
         first = r.read_upto(1)
         if not first:
             if info.total_samples is not None:
-                raise TruncatedError(f"stream ends after {self._samples_done} of "
+                raise TruncatedError(f"stream ends after {done} of "
                                      f"{info.total_samples} samples", structure="frame",
-                                     offset=offset, frame=self._expected_frame)
-            self._finish()
+                                     offset=offset, frame=index)
             return None
-        head_bytes = first + r.read(FRAME_HEADER_BYTES - 1, "frame header", self._expected_frame)
-        return self._decode_frame(head_bytes, offset)
-
-    def _decode_frame(self, head_bytes: bytes, offset: int) -> tuple[array, bytearray]:
-        info = self.info
-        r = self._reader
-        index = self._expected_frame
+        head_bytes = first + r.read(FRAME_HEADER_BYTES - 1, "frame header", index)
         # Parsed fields are read by key on the hot path: construct's attribute access first
         # fails a normal lookup and costs ~0.7 us a field, 20-30 ms per minute of stereo audio.
         head = _FRAME_HEADER.parse(head_bytes)
 
         def bad(cls, what: str, section: str) -> VaeError:
             return cls(what, structure="frame header", offset=offset, frame=index,
-                       sample=self._samples_done, section=section)
+                       sample=done, section=section)
 
         if head["sync"] != FRAME_SYNC:
             raise bad(FormatError, f"sync 0x{FRAME_SYNC:04x} expected, found 0x{head['sync']:04x}",
@@ -589,7 +660,7 @@ class StreamDecoder:
             raise bad(FormatError, f"frame_index {index} expected, found {head['frame_index']}",
                       "§5.1")
         count = head["sample_count"]
-        remaining = None if info.total_samples is None else info.total_samples - self._samples_done
+        remaining = None if info.total_samples is None else info.total_samples - done
         if not 1 <= count <= info.frame_length:
             raise bad(FormatError, f"sample_count {count} is outside 1..{info.frame_length}",
                       "§5.2")
@@ -609,40 +680,51 @@ class StreamDecoder:
         crc_bytes = r.read(FRAME_CRC_BYTES, "frame CRC", index)
         if crc32(payload, crc32(head_bytes)) != int.from_bytes(crc_bytes, "big"):
             raise bad(IntegrityError, "frame CRC-32 mismatch", "§5.5")
-        coded, shifts, types = self._decode_subframes(payload, head, offset + FRAME_HEADER_BYTES,
-                                                      index)
+        return _FrameJob(index, offset, done, count, mode, payload)
+
+    def _compute(self, job: _FrameJob) -> tuple[array, bytearray, list[int]]:
+        """A checked frame's samples: its subframes (§5.3-§6.4), then the channels restored
+        (§6.1). Touches no decoder state but the model, so frames may decode concurrently."""
+        info = self.info
+        coded, shifts, types = self._decode_subframes(job)
         bits = info.bits_per_sample
         # Channels restored (§6.1), range-checked, interleaved and packed into the MD5's byte
         # image (§4.2) in one kernel pass; the image also serves writers of whole-byte WAV.
-        pcm = array("i", bytes(4 * count * info.channels))
-        image = bytearray(self._image_bytes(count))
-        outside = kernels.frame_pcm(coded, bytes(shifts), head["channel_mode"], bits, pcm, image)
+        pcm = array("i", bytes(4 * job.count * info.channels))
+        image = bytearray(self._image_bytes(job.count))
+        outside = kernels.frame_pcm(coded, bytes(shifts), job.mode, bits, pcm, image)
         if outside >= 0:
-            raise bad(IntegrityError, f"decoded sample {outside} of the frame leaves the "
-                      f"{bits}-bit range", "§6.1")
+            raise IntegrityError(f"decoded sample {outside} of the frame leaves the {bits}-bit "
+                                 "range", structure="frame header", offset=job.offset,
+                                 frame=job.index, sample=job.first_sample, section="§6.1")
+        return pcm, image, types
+
+    def _deliver(self, job: _FrameJob, decoded) -> tuple[array, bytearray]:
+        """Hand out a decoded frame: the MD5 and the position advance, in frame order."""
+        pcm, image, types = decoded
         if self.keep_frame_infos:
-            self.frames.append(FrameInfo(index, offset, self._samples_done, count,
-                                         head["channel_mode"],
-                                         FRAME_HEADER_BYTES + len(payload) + FRAME_CRC_BYTES,
-                                         types))
+            self.frames.append(FrameInfo(job.index, job.offset, job.first_sample, job.count,
+                                         job.mode, FRAME_HEADER_BYTES + len(job.payload)
+                                         + FRAME_CRC_BYTES, types))
         self._digest.update_image(image)
-        self._samples_done += count
+        self._samples_done += job.count
         self._expected_frame += 1
         return pcm, image
 
-    def _decode_subframes(self, payload: bytes, head, offset: int, index: int):
+    def _decode_subframes(self, job: _FrameJob):
         info = self.info
-        count = head["sample_count"]
-        side = chan.side_channel_index(head["channel_mode"]) if info.channels >= 2 else None
+        payload, count, index = job.payload, job.count, job.index
+        offset = job.offset + FRAME_HEADER_BYTES
+        side = chan.side_channel_index(job.mode) if info.channels >= 2 else None
         stream = io.BytesIO(payload)
         out: list[array] = []
         shifts: list[int] = []
         types: list[int] = []
-        self._cross = None
+        cross = None
         for c in range(info.channels):
             start = stream.tell()
             where = dict(structure=f"subframe {c}", offset=offset + start, frame=index,
-                         sample=self._samples_done)
+                         sample=job.first_sample)
             if start >= len(payload):
                 raise TruncatedError("payload ends before this subframe", **where,
                                      section="§5.3")
@@ -655,7 +737,8 @@ class StreamDecoder:
             sub = _parse_subframe(stream, where)
             types.append(kind)
             bits = info.bits_per_sample + (1 if c == side else 0)
-            out.append(self._decode_subframe(sub, bits, count, where))
+            x, cross = self._decode_subframe(sub, bits, count, where, cross)
+            out.append(x)
             shifts.append(sub["wasted_bits"])
         if stream.tell() != len(payload):
             raise FormatError(f"{len(payload) - stream.tell()} bytes left over after the last "
@@ -663,9 +746,11 @@ class StreamDecoder:
                               section="§5.3")
         return out, shifts, types
 
-    def _decode_subframe(self, sub, bits: int, count: int, where: dict) -> array:
-        """One channel's int64 values before the wasted-bits shift (frame_pcm applies it)."""
-        cross, self._cross = self._cross, None  # set again below by a predicted subframe
+    def _decode_subframe(self, sub, bits: int, count: int, where: dict,
+                         cross: array | None) -> tuple[array, array | None]:
+        """One channel's int64 values before the wasted-bits shift (frame_pcm applies it), and
+        the next subframe's cross input (§6.4, §8.3): this one's LPC residual if it is
+        predicted, else None."""
         wasted = sub["wasted_bits"]
         if wasted > MAX_WASTED_BITS or wasted >= bits:
             raise FormatError(f"wasted_bits {wasted} must be below the channel's {bits} bits",
@@ -680,7 +765,7 @@ class StreamDecoder:
             if not lo <= body["value"] <= hi:
                 raise IntegrityError(f"constant {body['value']} is outside the {bits}-bit range",
                                      **where, section="§5.4")
-            return array("q", [body["value"]]) * count
+            return array("q", [body["value"]]) * count, None
         if kind == SubframeType.MODEL_LOSSY:
             if wasted:
                 raise FormatError("a MODEL_LOSSY subframe must have wasted_bits 0", **where,
@@ -692,7 +777,7 @@ class StreamDecoder:
                 raise FormatError(_RC_STATUS[status], **where, section="§8.6")
             try:
                 return array("q", lossy.decode_samples(self._model, symbols, count, lo, hi)
-                             .astype("=i8").tobytes())
+                             .astype("=i8").tobytes()), None
             except FormatError as exc:
                 raise FormatError(str(exc), **where) from None
         if kind == SubframeType.VERBATIM:
@@ -738,8 +823,8 @@ class StreamDecoder:
             if bad >= 0:
                 raise IntegrityError(f"predicted sample {bad} leaves the {width}-bit range",
                                      **where, section="§6.3")
-            self._cross = residual  # the next subframe's cross input (§8.3)
-        return x
+            return x, residual
+        return x, None
 
     def _need_model(self, where: dict, subframe_type: int) -> None:
         """Resolve the stream's model at its first model-conditioned subframe, and check that
@@ -749,12 +834,13 @@ class StreamDecoder:
         if lossy != info.lossy:
             raise FormatError(f"subframe type {subframe_type} in a stream whose LOSSY flag is "
                               f"{int(info.lossy)}", **where, section="§8.6")
-        if self._model is None:
-            if info.model_sha256 is None:
-                raise FormatError("a model-conditioned subframe in a stream without MODEL_REF",
-                                  **where, section="§4.6")
-            embedded = {hashlib.sha256(b).digest(): b for b in self._embedded_models}
-            self._model = find_model(info.model_sha256, info.model_name, embedded)
+        with self._model_lock:  # frames may decode on several threads
+            if self._model is None:
+                if info.model_sha256 is None:
+                    raise FormatError("a model-conditioned subframe in a stream without "
+                                      "MODEL_REF", **where, section="§4.6")
+                embedded = {hashlib.sha256(b).digest(): b for b in self._embedded_models}
+                self._model = find_model(info.model_sha256, info.model_name, embedded)
         wanted = ModelKind.LOSSY if lossy else ModelKind.RESIDUAL
         if self._model.kind != wanted:
             raise ModelError(f"model {self._model.name!r} is a {self._model.kind.name} model; "
