@@ -53,6 +53,10 @@ __all__ = ["StreamInfo", "StreamDecoder", "FrameInfo", "Damage"]
 _FRAME_HEADER = grammar.FrameHeader.compile()
 _SUBFRAME = grammar.Subframe.compile()
 
+# Samples (all channels) of the frames a threaded decoder holds at once: ~30 bytes each while
+# they decode, so ~128 MB; a 255-channel stream of 65535-sample frames decodes one at a time.
+_MAX_AHEAD_SAMPLES = 1 << 22
+
 _RC_STATUS = {
     1: "coded residuals end before the last sample",
     2: "bytes are left over after the last coded residual",
@@ -591,7 +595,11 @@ class StreamDecoder:
             from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vaelac-decode")
             self._ahead = (self._expected_frame, self._samples_done)
-        while not self._ahead_done and len(pending) <= self.threads:
+        info = self.info
+        # at least the frame handed out next; more while their samples stay within the bound
+        depth = max(1, min(self.threads + 1,
+                           _MAX_AHEAD_SAMPLES // (info.channels * info.frame_length)))
+        while not self._ahead_done and len(pending) < depth:
             index, done = self._ahead
             try:
                 job = self._take_frame(index, done)

@@ -10,6 +10,7 @@ import pytest
 import vaelac
 from vaelac import cli
 from vaelac.checksum import crc32
+from vaelac import decoder as decoder_module
 from vaelac.decoder import StreamDecoder
 from vaelac.spec.constants import FRAME_CRC_BYTES, FRAME_HEADER_BYTES
 from vaelac.wav import read_wav
@@ -150,3 +151,17 @@ def test_cli_decode_on_threads_writes_the_same_file(tmp_path):
         outputs.append(dst.read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
     assert np.array_equal(read_wav(tmp_path / "out3.wav")[0], pcm)
+
+
+def test_read_ahead_holds_a_bounded_number_of_samples(monkeypatch):
+    pcm, stream = _streams()[0]
+    frame_samples = 2 * StreamDecoder(io.BytesIO(stream)).info.frame_length
+    for bound, most_held in ((1, 0), (3 * frame_samples, 2), (1 << 30, 4)):
+        monkeypatch.setattr(decoder_module, "_MAX_AHEAD_SAMPLES", bound)
+        dec = StreamDecoder(io.BytesIO(stream), threads=4)
+        out, held = [], []
+        while (frame := dec.read_frame()) is not None:
+            out.append(frame.copy())
+            held.append(len(dec._pending))  # frames read ahead beyond the one handed out
+        assert np.array_equal(np.concatenate(out), pcm)
+        assert max(held) == most_held
