@@ -118,8 +118,8 @@ def test_corpus_files_round_trip(corpus_dir):
 
 
 def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
-    """Levels 5 to 8 put CASCADE subframes (§6.4) in real music where they are smaller; the
-    round trip is exact with the compiled kernels and with the pure-Python ones."""
+    """Levels 5 to 8 put CASCADE subframes (§6.4) in real music, smaller than the plain path's
+    best (level 4); the round trip is exact with the compiled kernels and with the pure-Python ones."""
     from vaelac import _pykernels, decoder
     from vaelac.spec.constants import SubframeType
     from vaelac.wav import read_wav
@@ -132,7 +132,7 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
     out = np.concatenate(list(dec))
     assert np.array_equal(out, pcm)
     assert SubframeType.CASCADE in dec.frames[0].subframe_types
-    assert len(stream) < len(vaelac.encode(pcm, fmt.sample_rate, bits=16, level=5, model=None))
+    assert len(stream) < len(vaelac.encode(pcm, fmt.sample_rate, bits=16, level=4, model=None))
     monkeypatch.setattr(decoder, "kernels", _pykernels)
     assert np.array_equal(vaelac.decode(stream)[0], pcm)
 
@@ -171,3 +171,42 @@ def test_no_level_codes_corpus_files_larger_than_the_level_below(corpus_dir, nam
              for level in range(9)]
     for group in (sizes[:5], sizes[5:]):
         assert all(later <= earlier for earlier, later in zip(group, group[1:])), sizes
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only output that cannot seek (standard output)."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.data += b
+        return len(b)
+
+
+def test_cascade_levels_keep_the_smaller_of_their_two_frame_lengths():
+    """Levels 5-8 encode the whole input at 4 and at 8 times the default frame length and keep
+    the smaller stream (issue 7); here the demo and a sine take the long frames, a random walk
+    and a chirp the short ones. The stream is byte for byte the one that frame length makes
+    alone, and reaches a pipe whole, with its length and MD5 (§4.2)."""
+    from vaelac.wav import read_wav
+
+    demo, fmt = read_wav(Path(__file__).resolve().parents[1] / "reference" / "data" / "demo.wav")
+    cases = [(demo[: 3 * fmt.sample_rate], 32768), (make_signal("sine", 100000, 2, 16, 1), 32768),
+             (make_signal("walk", 100000, 2, 16, 1), 16384),
+             (make_signal("chirp", 100000, 2, 16, 1), 16384)]
+    for pcm, expected in cases:
+        alone = {length: _encode(pcm, 44100, 16, length) for length in (16384, 32768)}
+        assert len(alone[expected]) < len(alone[48 * 1024 - expected])
+        stream = _encode(pcm, 44100, 16, None, blocks=3)
+        assert stream == alone[expected]
+        pipe = _Pipe()
+        enc = StreamEncoder(pipe, 44100, pcm.shape[1], 16, level=5)  # length unknown up front
+        enc.write(pcm)
+        enc.close()
+        decoded, info = vaelac.decode(bytes(pipe.data))
+        assert np.array_equal(decoded, pcm) and info.frame_length == expected
+        assert info.total_samples == len(pcm) and info.pcm_md5 == md5_pcm(pcm, 16)
