@@ -318,8 +318,15 @@ class _ChannelAnalysis:
                 cost, mean_log2, code = cascaded
                 options.append((((best.header_size + config.extra_bytes) << 19) + cost, best,
                                 SubframeType.CASCADE, mean_log2, config, code))
-        _, best, kind, mean_log2, stages, code = min(options, key=lambda option: option[0])
-        data = code()
+        # rc_cost counts information; the coded bytes add up to _RC_FLUSH_BYTES and round up.
+        # Options within that of the cheapest are coded and compared by their bytes, so that
+        # a level whose options include the level below's never codes a larger subframe.
+        options.sort(key=lambda option: option[0])
+        near = [o for o in options if o[0] - options[0][0] < (_RC_FLUSH_BYTES + 1) << 19]
+        coded = [(o[1].header_size + (0 if o[4] is None else o[4].extra_bytes) + len(data),
+                  i, data) for i, o in enumerate(near) for data in (o[5](),)]
+        _, i, data = min(coded)
+        _, best, kind, mean_log2, stages, _ = near[i]
         extra_bytes = 0 if stages is None else stages.extra_bytes
         if best.header_size + extra_bytes + len(data) >= verbatim_size:
             return _verbatim_subframe(x, self.width, self.wasted), None
