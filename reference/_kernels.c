@@ -1444,6 +1444,12 @@ typedef struct {
     int16_t *d;       /* SCALED: the update of each tap, kept like h (|d| <= 4 * 255) */
     int32_t avg;      /* SCALED: running mean of |clamped input| */
     int pos;
+    /* SCALED stages update their weights in the pass that sums the next sample's prediction
+     * (one pass over the weights instead of two): the sign of the last error, the d window
+     * it applies to (where pos was), and the last input, whose entry into d (and the halving
+     * of older entries, which lie in that window) waits until after the update. */
+    int32_t pending_sign, pending_x;
+    int pending_pos, pending;
 } CascadeStage;
 
 /* sum over j of w[j] * h[j], exact in 64 bits: |hi * h| and the sums of lo * h over 256 taps
@@ -1507,14 +1513,74 @@ static ALWAYS_INLINE void stage_adapt(int16_t *restrict hi, int16_t *restrict lo
     ADD_TO_WEIGHTS(hi, lo, taps, delta * ((h[j] > 0) - (h[j] < 0)))
 }
 
-/* SCALED: w[j] += sign(error) * d[j]; branch-free in the sign (-1, 0 or 1), which is as good
- * as random: a branch cost a misprediction a stage a sample. (d ^ m) - m negates d where m is
- * all ones. */
-static ALWAYS_INLINE void stage_adapt_scaled(int16_t *restrict hi, int16_t *restrict lo,
-                                             const int16_t *restrict d, int taps, int32_t sign) {
+/* SCALED: w[j] += sign(error) * d[j] is fused with the next sum (below). Branch-free in the
+ * sign (-1, 0 or 1), which is as good as random: a branch cost a misprediction a stage a
+ * sample. (d ^ m) - m negates d where m is all ones. */
+
+/* The SCALED update of the last sample (sign, the d window at pos) fused with the sum of the
+ * next prediction (h window at the new pos): the values of the update, then
+ * stage_sum_portable, in one pass. */
+static ALWAYS_INLINE int64_t stage_fused_portable(int16_t *restrict hi, int16_t *restrict lo,
+                                                  const int16_t *restrict d,
+                                                  const int16_t *restrict h, int taps,
+                                                  int32_t sign) {
     const int16_t m = (int16_t)-(sign < 0), keep = (int16_t)-(sign != 0);
-    ADD_TO_WEIGHTS(hi, lo, taps, ((d[j] ^ m) - m) & keep)
+    int64_t high = 0, low = 0;
+    for (int j = 0; j < taps; j++) {
+        const int16_t t = (int16_t)(lo[j] + (((d[j] ^ m) - m) & keep));
+        const int16_t w_hi = (int16_t)(hi[j] + (t >> WEIGHT_LOW_BITS));
+        const int16_t w_lo = (int16_t)(t & ((1 << WEIGHT_LOW_BITS) - 1));
+        hi[j] = w_hi;
+        lo[j] = w_lo;
+        high += (int32_t)w_hi * h[j];
+        low += (int32_t)w_lo * h[j];
+    }
+    return high * (1 << WEIGHT_LOW_BITS) + low;
 }
+
+#if defined(X86_PATHS)
+/* stage_fused_portable, 16 taps a step, the sums as stage_sum_avx2's. */
+__attribute__((target("avx2")))
+static inline int64_t stage_fused_avx2(int16_t *hi, int16_t *lo, const int16_t *d,
+                                       const int16_t *h, int taps, int32_t sign) {
+    const __m256i m = _mm256_set1_epi16((int16_t)-(sign < 0));
+    const __m256i keep = _mm256_set1_epi16((int16_t)-(sign != 0));
+    const __m256i low_mask = _mm256_set1_epi16((1 << WEIGHT_LOW_BITS) - 1);
+    __m256i high = _mm256_setzero_si256(), low = _mm256_setzero_si256();
+    int j = 0;
+    while (j + 16 <= taps) {
+        const int end = (taps - j) / 16 > 16 ? j + 256 : j + (taps - j) / 16 * 16;
+        __m256i low32 = _mm256_setzero_si256();
+        for (; j < end; j += 16) {
+            const __m256i dv = _mm256_loadu_si256((const __m256i *)(d + j));
+            const __m256i delta = _mm256_and_si256(
+                _mm256_sub_epi16(_mm256_xor_si256(dv, m), m), keep);
+            const __m256i t = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(lo + j)),
+                                               delta);
+            const __m256i w_hi = _mm256_add_epi16(
+                _mm256_loadu_si256((const __m256i *)(hi + j)),
+                _mm256_srai_epi16(t, WEIGHT_LOW_BITS));
+            const __m256i w_lo = _mm256_and_si256(t, low_mask);
+            _mm256_storeu_si256((__m256i *)(hi + j), w_hi);
+            _mm256_storeu_si256((__m256i *)(lo + j), w_lo);
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(h + j));
+            const __m256i ph = _mm256_madd_epi16(w_hi, x);
+            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(ph)));
+            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(ph, 1)));
+            low32 = _mm256_add_epi32(low32, _mm256_madd_epi16(w_lo, x));
+        }
+        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(low32)));
+        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(low32, 1)));
+    }
+    const __m256i lanes = _mm256_add_epi64(_mm256_slli_epi64(high, WEIGHT_LOW_BITS), low);
+    __m128i two = _mm_add_epi64(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+    two = _mm_add_epi64(two, _mm_unpackhi_epi64(two, two));
+    int64_t sum = _mm_cvtsi128_si64(two);
+    if (j < taps)
+        sum += stage_fused_portable(hi + j, lo + j, d + j, h + j, taps - j, sign);
+    return sum;
+}
+#endif
 
 /* SCALED (§6.4): the new input's update size from its magnitude against the running mean,
  * signed like it; the updates of the inputs 1, 2 and 8 samples older halve. */
@@ -1556,12 +1622,23 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
         }
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
         for (int k = 0; k < stages; k++) {
-            const CascadeStage *s = &st[k];
+            CascadeStage *s = &st[k];
             int64_t sum;
+            if (s->rule == CASCADE_RULE_SCALED) {
+                const int16_t *dw = s->d + s->pending_pos;
 #if defined(X86_PATHS)
-            if (avx2) sum = stage_sum_avx2(s->hi, s->lo, s->h + s->pos, s->taps); else
+                if (avx2) sum = stage_fused_avx2(s->hi, s->lo, dw, s->h + s->pos, s->taps,
+                                                 s->pending_sign); else
 #endif
-            sum = stage_sum_portable(s->hi, s->lo, s->h + s->pos, s->taps);
+                sum = stage_fused_portable(s->hi, s->lo, dw, s->h + s->pos, s->taps,
+                                           s->pending_sign);
+                if (s->pending) scaled_shift_in(s, s->pending_x);  /* after the update */
+            } else {
+#if defined(X86_PATHS)
+                if (avx2) sum = stage_sum_avx2(s->hi, s->lo, s->h + s->pos, s->taps); else
+#endif
+                sum = stage_sum_portable(s->hi, s->lo, s->h + s->pos, s->taps);
+            }
             p[k] = sum >> s->shift;
         }
         int64_t v;
@@ -1583,12 +1660,17 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             const int32_t se = sign64(u[k + 1]);
             if (s->rule == CASCADE_RULE_SIGN)
                 stage_adapt(s->hi, s->lo, s->h + s->pos, s->taps, (int16_t)(s->step * se));
-            else
-                stage_adapt_scaled(s->hi, s->lo, s->d + s->pos, s->taps, se);
+            else {  /* the update and d's new entry wait for the next sample's sum (above) */
+                s->pending_sign = se;
+                s->pending_pos = s->pos;
+            }
             s->pos = s->pos ? s->pos - 1 : s->taps - 1;
             const int32_t x = (int32_t)clamp_history(u[k]);
             s->h[s->pos] = s->h[s->pos + s->taps] = (int16_t)x;
-            if (s->rule == CASCADE_RULE_SCALED) scaled_shift_in(s, x);
+            if (s->rule == CASCADE_RULE_SCALED) {
+                s->pending_x = x;
+                s->pending = 1;
+            }
         }
     }
 }
@@ -1674,6 +1756,8 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
             const int32_t *r = q + 3 + 4 * k;
             st[k].taps = r[0]; st[k].shift = r[1]; st[k].step = r[2]; st[k].rule = r[3];
             st[k].pos = 0; st[k].avg = 0;
+            st[k].pending_sign = 0; st[k].pending_x = 0; st[k].pending_pos = 0;
+            st[k].pending = 0;
             st[k].hi = half; half += r[0];
             st[k].lo = half; half += r[0];
             st[k].h = half; half += 2 * r[0];
