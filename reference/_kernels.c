@@ -1469,30 +1469,54 @@ static ALWAYS_INLINE int64_t stage_sum_portable(const int16_t *restrict hi,
 /* The same sum, 16 taps a step: vpmaddwd gives pair sums of hi * h (|.| < 2**31, widened to
  * 64 bits at once) and of lo * h (|.| < 2**27, summed in 32 bits over 256 taps at most, then
  * widened). */
+/* The end of the run of whole 16-tap steps from j in which the lo * h sums stay in 32 bits:
+ * 256 taps at most. */
+static inline int sum_run_end(int j, int taps) {
+    return (taps - j) / 16 > 16 ? j + 256 : j + (taps - j) / 16 * 16;
+}
+
+/* 16 taps' products added to the sums: hi * h pair sums widened to 64 bits at once, lo * h
+ * pair sums to the run's 32-bit sum. */
+__attribute__((target("avx2")))
+static inline void add_products_avx2(__m256i *high, __m256i *low32, __m256i w_hi, __m256i w_lo,
+                                     __m256i x) {
+    const __m256i ph = _mm256_madd_epi16(w_hi, x);
+    *high = _mm256_add_epi64(*high, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(ph)));
+    *high = _mm256_add_epi64(*high, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(ph, 1)));
+    *low32 = _mm256_add_epi32(*low32, _mm256_madd_epi16(w_lo, x));
+}
+
+/* A run's 32-bit lo * h sums widened and added to the 64-bit ones. */
+__attribute__((target("avx2")))
+static inline __m256i add_run_avx2(__m256i low, __m256i low32) {
+    low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(low32)));
+    return _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(low32, 1)));
+}
+
+/* The lanes' 2048 * high + low, then the four lanes added in registers. */
+__attribute__((target("avx2")))
+static inline int64_t lanes_total_avx2(__m256i high, __m256i low) {
+    const __m256i lanes = _mm256_add_epi64(_mm256_slli_epi64(high, WEIGHT_LOW_BITS), low);
+    __m128i two = _mm_add_epi64(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+    two = _mm_add_epi64(two, _mm_unpackhi_epi64(two, two));
+    return _mm_cvtsi128_si64(two);
+}
+
 __attribute__((target("avx2")))
 static inline int64_t stage_sum_avx2(const int16_t *hi, const int16_t *lo, const int16_t *h,
                                      int taps) {
     __m256i high = _mm256_setzero_si256(), low = _mm256_setzero_si256();
     int j = 0;
     while (j + 16 <= taps) {
-        const int end = (taps - j) / 16 > 16 ? j + 256 : j + (taps - j) / 16 * 16;
+        const int end = sum_run_end(j, taps);
         __m256i low32 = _mm256_setzero_si256();
-        for (; j < end; j += 16) {
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(h + j));
-            const __m256i ph = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(hi + j)), x);
-            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(ph)));
-            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(ph, 1)));
-            low32 = _mm256_add_epi32(low32, _mm256_madd_epi16(
-                _mm256_loadu_si256((const __m256i *)(lo + j)), x));
-        }
-        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(low32)));
-        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(low32, 1)));
+        for (; j < end; j += 16)
+            add_products_avx2(&high, &low32, _mm256_loadu_si256((const __m256i *)(hi + j)),
+                              _mm256_loadu_si256((const __m256i *)(lo + j)),
+                              _mm256_loadu_si256((const __m256i *)(h + j)));
+        low = add_run_avx2(low, low32);
     }
-    /* the lanes' 2048 * high + low, then the four lanes added in registers */
-    const __m256i lanes = _mm256_add_epi64(_mm256_slli_epi64(high, WEIGHT_LOW_BITS), low);
-    __m128i two = _mm_add_epi64(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
-    two = _mm_add_epi64(two, _mm_unpackhi_epi64(two, two));
-    int64_t sum = _mm_cvtsi128_si64(two);
+    int64_t sum = lanes_total_avx2(high, low);
     for (; j < taps; j++) sum += (int64_t)hi[j] * h[j] * (1 << WEIGHT_LOW_BITS) + lo[j] * h[j];
     return sum;
 }
@@ -1513,13 +1537,11 @@ static ALWAYS_INLINE void stage_adapt(int16_t *restrict hi, int16_t *restrict lo
     ADD_TO_WEIGHTS(hi, lo, taps, delta * ((h[j] > 0) - (h[j] < 0)))
 }
 
-/* SCALED: w[j] += sign(error) * d[j] is fused with the next sum (below). Branch-free in the
- * sign (-1, 0 or 1), which is as good as random: a branch cost a misprediction a stage a
- * sample. (d ^ m) - m negates d where m is all ones. */
-
-/* The SCALED update of the last sample (sign, the d window at pos) fused with the sum of the
- * next prediction (h window at the new pos): the values of the update, then
- * stage_sum_portable, in one pass. */
+/* SCALED: w[j] += sign(error) * d[j], the last sample's update (its sign, the d window at pos),
+ * fused with the sum of the next prediction (h window at the new pos): the values of the
+ * update, then stage_sum_portable, in one pass. Branch-free in the sign (-1, 0 or 1), which is
+ * as good as random: a branch cost a misprediction a stage a sample. (d ^ m) - m negates d
+ * where m is all ones. */
 static ALWAYS_INLINE int64_t stage_fused_portable(int16_t *restrict hi, int16_t *restrict lo,
                                                   const int16_t *restrict d,
                                                   const int16_t *restrict h, int taps,
@@ -1549,7 +1571,7 @@ static inline int64_t stage_fused_avx2(int16_t *hi, int16_t *lo, const int16_t *
     __m256i high = _mm256_setzero_si256(), low = _mm256_setzero_si256();
     int j = 0;
     while (j + 16 <= taps) {
-        const int end = (taps - j) / 16 > 16 ? j + 256 : j + (taps - j) / 16 * 16;
+        const int end = sum_run_end(j, taps);
         __m256i low32 = _mm256_setzero_si256();
         for (; j < end; j += 16) {
             const __m256i dv = _mm256_loadu_si256((const __m256i *)(d + j));
@@ -1563,19 +1585,12 @@ static inline int64_t stage_fused_avx2(int16_t *hi, int16_t *lo, const int16_t *
             const __m256i w_lo = _mm256_and_si256(t, low_mask);
             _mm256_storeu_si256((__m256i *)(hi + j), w_hi);
             _mm256_storeu_si256((__m256i *)(lo + j), w_lo);
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(h + j));
-            const __m256i ph = _mm256_madd_epi16(w_hi, x);
-            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(ph)));
-            high = _mm256_add_epi64(high, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(ph, 1)));
-            low32 = _mm256_add_epi32(low32, _mm256_madd_epi16(w_lo, x));
+            add_products_avx2(&high, &low32, w_hi, w_lo,
+                              _mm256_loadu_si256((const __m256i *)(h + j)));
         }
-        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(low32)));
-        low = _mm256_add_epi64(low, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(low32, 1)));
+        low = add_run_avx2(low, low32);
     }
-    const __m256i lanes = _mm256_add_epi64(_mm256_slli_epi64(high, WEIGHT_LOW_BITS), low);
-    __m128i two = _mm_add_epi64(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
-    two = _mm_add_epi64(two, _mm_unpackhi_epi64(two, two));
-    int64_t sum = _mm_cvtsi128_si64(two);
+    int64_t sum = lanes_total_avx2(high, low);
     if (j < taps)
         sum += stage_fused_portable(hi + j, lo + j, d + j, h + j, taps - j, sign);
     return sum;
