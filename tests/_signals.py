@@ -1,6 +1,7 @@
-"""Integer-native test signals and an independent PCM MD5 (not vaelac.checksum)."""
+"""Integer-native test signals, an independent PCM MD5 (not vaelac.checksum) and a pipe."""
 
 import hashlib
+import io
 
 import numpy as np
 from hypothesis import strategies as st
@@ -59,3 +60,30 @@ def pcm_cases(draw, max_frames: int = 600, max_channels: int = 6):
                           st.integers(1, 2**32 - 1)))
     seed = draw(st.integers(0, 2**32 - 1))
     return make_signal(kind, n, channels, bits, seed), rate, bits, frame_length
+
+
+class Pipe(io.RawIOBase):
+    """A stream that cannot seek, as standard input and output: reads ``data``, collects what
+    is written in ``out``."""
+
+    def __init__(self, data=b""):
+        self.data, self.pos, self.out = data, 0, bytearray()
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def readinto(self, b):
+        chunk = self.data[self.pos:self.pos + len(b)]
+        b[:len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+    def write(self, b):
+        self.out += b
+        return len(b)

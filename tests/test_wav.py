@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vaelac.wav import WavError, WavFormat, WavReader, WavWriter, read_wav, write_wav
-from _signals import make_signal
+from _signals import Pipe, make_signal
 
 
 @given(bits=st.integers(1, 32), channels=st.integers(1, 8), n=st.integers(0, 200),
@@ -68,37 +68,13 @@ def test_plain_pcm_agrees_with_the_stdlib_wave_module(tmp_path, width):
     assert raw == expected
 
 
-class _Pipe(io.RawIOBase):
-    def __init__(self, data=b""):
-        self.data, self.pos, self.out = data, 0, bytearray()
-
-    def readable(self):
-        return True
-
-    def writable(self):
-        return True
-
-    def seekable(self):
-        return False
-
-    def readinto(self, b):
-        chunk = self.data[self.pos:self.pos + len(b)]
-        b[:len(chunk)] = chunk
-        self.pos += len(chunk)
-        return len(chunk)
-
-    def write(self, b):
-        self.out += b
-        return len(b)
-
-
 def test_unknown_length_through_pipes():
     pcm = make_signal("walk", 1000, 2, 16, seed=1)
-    sink = _Pipe()
+    sink = Pipe()
     w = WavWriter(sink, WavFormat(48000, 2, 16))
     w.write(pcm)
     w.close()
-    reader = WavReader(_Pipe(bytes(sink.out)))
+    reader = WavReader(Pipe(bytes(sink.out)))
     assert reader.format.total_frames is None
     assert np.array_equal(np.concatenate(list(reader.blocks(333))), pcm)
 
