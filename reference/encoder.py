@@ -322,13 +322,17 @@ class _ChannelAnalysis:
         # Options within that of the cheapest are coded and compared by their bytes, so that
         # a level whose options include the level below's never codes a larger subframe.
         options.sort(key=lambda option: option[0])
-        near = [o for o in options if o[0] - options[0][0] < (_RC_FLUSH_BYTES + 1) << 19]
-        coded = [(o[1].header_size + (0 if o[4] is None else o[4].extra_bytes) + len(data),
-                  i, data) for i, o in enumerate(near) for data in (o[5](),)]
-        _, i, data = min(coded)
-        _, best, kind, mean_log2, stages, _ = near[i]
-        extra_bytes = 0 if stages is None else stages.extra_bytes
-        if best.header_size + extra_bytes + len(data) >= verbatim_size:
+        chosen = None  # (subframe bytes, the option, its coded residuals)
+        for option in options:
+            if option[0] - options[0][0] >= (_RC_FLUSH_BYTES + 1) << 19:
+                break
+            _, base, _, _, stages, code = option
+            data = code()
+            size = base.header_size + (0 if stages is None else stages.extra_bytes) + len(data)
+            if chosen is None or size < chosen[0]:
+                chosen = (size, option, data)
+        size, (_, best, kind, mean_log2, stages, _), data = chosen
+        if size >= verbatim_size:
             return _verbatim_subframe(x, self.width, self.wasted), None
         return grammar.Subframe.build(dict(
             subframe_type=kind, wasted_bits=self.wasted,
