@@ -43,7 +43,7 @@ class _Pipe(io.RawIOBase):
 
 def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None,
             streaming=False, model=None, embed_model=None, lossy=None, cascade=True,
-            require=None):
+            mix=True, require=None):
     from dataclasses import replace
 
     from vaelac.encoder import LEVELS, StreamEncoder
@@ -55,6 +55,8 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None
         chosen = replace(chosen, model_min_saving=0)
     if not cascade:
         chosen = replace(chosen, cascades=(), frame_scales=(1,))
+    if not mix:  # the stage sets without §6.5's mixer: CASCADE subframes (§6.4)
+        chosen = replace(chosen, cascades=tuple(replace(c, mix=None) for c in chosen.cascades))
     key = level if chosen == base else 1000
     LEVELS[key] = chosen
     try:
@@ -182,10 +184,16 @@ def build_vectors():
     demo, demo_rate = _demo(0.5)
     # two frames each (22050 samples): the stages start afresh in the second
     yield ok("subset", "subframe_cascade", "CASCADE subframes, no cross input", "§5.4 §6.4",
-             demo[:, :1], demo_rate, 16, level=8, frame_length=16384, require=3)
+             demo[:, :1], demo_rate, 16, level=8, frame_length=16384, mix=False, require=3)
     yield ok("subset", "subframe_cascade_stereo", "CASCADE subframes with the cross stage, "
              "24-bit", "§5.4 §6.4", demo << 8, demo_rate, 24, level=8, mode=0,
-             frame_length=16384, require=3)
+             frame_length=16384, mix=False, require=3)
+    yield ok("subset", "subframe_mixed_cascade", "MIXED_CASCADE subframes, no cross input",
+             "§5.4 §6.4 §6.5", demo[:, :1], demo_rate, 16, level=8, frame_length=16384,
+             require=4)
+    yield ok("subset", "subframe_mixed_cascade_stereo", "MIXED_CASCADE subframes with the cross "
+             "stage, 24-bit", "§5.4 §6.4 §6.5", demo << 8, demo_rate, 24, level=8, mode=0,
+             frame_length=16384, require=4)
     for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
         yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
                  signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)
@@ -243,8 +251,8 @@ def build_vectors():
     md5_bad[38] ^= 0xFF
     yield bad("pcm_md5", "STREAMINFO MD5 does not match the audio", "§4.2", bytes(md5_bad),
               "IntegrityError")
-    yield bad("subframe_reserved", "reserved subframe type 4", "§5.3",
-              _edit_frame(base, lambda f: f[:14] + b"\x04" + f[15:]), "UnsupportedError")
+    yield bad("subframe_reserved", "reserved subframe type 5", "§5.3",
+              _edit_frame(base, lambda f: f[:14] + b"\x05" + f[15:]), "UnsupportedError")
     yield bad("subframe_model_reserved", "reserved model-conditioned subframe type 66", "§5.3",
               _edit_frame(base, lambda f: f[:14] + b"\x42" + f[15:]), "UnsupportedError")
     yield bad("model_subframe_without_ref", "a MODEL_PREDICTED subframe, no MODEL_REF", "§8.1",
@@ -290,6 +298,16 @@ def build_vectors():
             cross_shift=0, cross_step=0, stage_count=len(stages), stages=stages,
             data_length=len(silent), data=silent)))
         yield bad(name, what + ", valid CRCs", "§5.4 §6.4",
+                  _edit_frame(base, lambda f, sub=sub: _with_payload(f, sub + sub)),
+                  "FormatError")
+    for name, (mix_shift, mix_step) in (("mix_shift_15", (15, 0)), ("mix_step_64", (0, 64))):
+        sub = g.Subframe.build(dict(subframe_type=4, wasted_bits=0, body=dict(
+            order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
+            cross_shift=0, cross_step=0, stage_count=1,
+            stages=[dict(taps=1, shift=0, step=1, rule=1)], mix_shift=mix_shift,
+            mix_step=mix_step, data_length=len(silent), data=silent)))
+        yield bad(name, f"a MIXED_CASCADE mixer with mix_shift {mix_shift}, mix_step "
+                  f"{mix_step}, valid CRCs", "§5.4 §6.5",
                   _edit_frame(base, lambda f, sub=sub: _with_payload(f, sub + sub)),
                   "FormatError")
     head, blocks, frames = _blocks(base)
@@ -360,7 +378,9 @@ def _model_vectors(ok, bad, seed):
 
 
 def write_vectors(out: Path) -> dict:
-    manifest = {"format_version": "1.2", "vectors": {}}
+    from vaelac.spec.constants import VERSION_MAJOR, VERSION_MINOR
+
+    manifest = {"format_version": f"{VERSION_MAJOR}.{VERSION_MINOR}", "vectors": {}}
     for category in ("subset", "uncommon", "faulty"):
         (out / category).mkdir(parents=True, exist_ok=True)
     for category, name, stream, entry in build_vectors():

@@ -1420,6 +1420,9 @@ static PyObject *affine(PyObject *self, PyObject *args) {
 #define MAX_CASCADE_SHIFT 47
 #define MAX_CASCADE_SAMPLES 65535
 #define CASCADE_HISTORY_MAX 32767
+#define MAX_MIX_SHIFT 14 /* §6.5 */
+#define MAX_MIX_STEP 63
+#define MIX_INPUT_MAX ((int64_t)1 << 36)
 
 static inline int64_t clamp_history(int64_t v) {
     return v > CASCADE_HISTORY_MAX ? CASCADE_HISTORY_MAX
@@ -1621,11 +1624,22 @@ static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
  * into the coded residual, inverse (decoder) turns it back. cross_clamped / cross_sign: the
  * preceding subframe's LPC residual clamped to the history bound and its signs (computed once
  * per subframe), or NULL. Both directions compute the same predictions from the same state. */
+static inline int64_t clamp_mix(int64_t v) {
+    return v > MIX_INPUT_MAX ? MIX_INPUT_MAX : v < -MIX_INPUT_MAX ? -MIX_INPUT_MAX : v;
+}
+
+/* mix: NULL for CASCADE (§6.4); for MIXED_CASCADE (§6.5) {mix_shift, mix_step}: the coded
+ * residual is the LPC residual less a learned weighting of the cross stage's and the stages'
+ * predictions instead of less their sum. |weight| < 2**14 + 63 * 65535 < 2**23 and inputs are
+ * clamped to 2**36, so the weighted sum of at most 5 stays within 2**62. */
 static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clamped,
                                        const int32_t *cross_sign, Py_ssize_t n,
                                        int cross_taps, int cross_shift, int cross_step,
-                                       CascadeStage *st, int stages, int inverse, int avx2) {
+                                       CascadeStage *st, int stages, int inverse,
+                                       const int *mix, int avx2) {
     int32_t cw[MAX_CROSS_TAPS] = {0};
+    int64_t mw[MAX_CASCADE_STAGES + 1];
+    for (int j = 0; j <= stages; j++) mw[j] = mix ? (int64_t)1 << mix[0] : 0;
     if (!cross_clamped) cross_taps = 0;
     for (Py_ssize_t t = 0; t < n; t++) {
         int64_t pc = 0;
@@ -1657,7 +1671,24 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             p[k] = sum >> s->shift;
         }
         int64_t v;
-        if (!inverse) {
+        if (mix) {
+            int64_t q[MAX_CASCADE_STAGES + 1], acc;
+            q[0] = clamp_mix(pc);
+            acc = mw[0] * q[0];
+            for (int k = 0; k < stages; k++) {
+                q[k + 1] = clamp_mix(p[k]);
+                acc += mw[k + 1] * q[k + 1];
+            }
+            const int64_t mixed = acc >> mix[0];
+            const int64_t r = inverse ? buf[t] + mixed : buf[t];
+            const int64_t e = r - mixed;
+            buf[t] = inverse ? r : e;
+            v = r - pc;
+            u[0] = v;
+            for (int k = 0; k < stages; k++) u[k + 1] = u[k] - p[k];
+            const int64_t delta = mix[1] * sign64(e);
+            for (int j = 0; j <= stages; j++) mw[j] += delta * sign64(q[j]);
+        } else if (!inverse) {
             v = buf[t] - pc;
             u[0] = v;
             for (int k = 0; k < stages; k++) u[k + 1] = u[k] - p[k];
@@ -1691,14 +1722,14 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
 }
 
 typedef void CascadeRun(int64_t *, const int32_t *, const int32_t *, Py_ssize_t, int, int, int,
-                        CascadeStage *, int, int);
+                        CascadeStage *, int, int, const int *);
 
 static void cascade_run_portable(int64_t *buf, const int32_t *cross_clamped,
                                  const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
                                  int cross_shift, int cross_step, CascadeStage *st, int stages,
-                                 int inverse) {
+                                 int inverse, const int *mix) {
     cascade_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step, st,
-                 stages, inverse, 0);
+                 stages, inverse, mix, 0);
 }
 
 #if defined(X86_PATHS)
@@ -1706,9 +1737,9 @@ __attribute__((target("avx2")))
 static void cascade_run_avx2(int64_t *buf, const int32_t *cross_clamped,
                              const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
                              int cross_shift, int cross_step, CascadeStage *st, int stages,
-                             int inverse) {
+                             int inverse, const int *mix) {
     cascade_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step, st,
-                 stages, inverse, 1);
+                 stages, inverse, mix, 1);
 }
 #endif
 
@@ -1724,13 +1755,21 @@ static void select_cascade(const char *variant) {
     cascade_run = cascade_run_portable;
 }
 
-/* cascade(buf, cross, params, inverse): params = (cross_taps, cross_shift, cross_step, then
- * taps, shift, step, rule of each stage) as int32; buf int64 in place; cross int64 of the
- * same length or None. */
+/* cascade(buf, cross, params, inverse, mix=None): params = (cross_taps, cross_shift,
+ * cross_step, then taps, shift, step, rule of each stage) as int32; buf int64 in place; cross
+ * int64 of the same length or None; mix None (CASCADE) or (mix_shift, mix_step) (§6.5). */
 static PyObject *cascade(PyObject *self, PyObject *args) {
-    PyObject *b_obj, *c_obj, *p_obj;
-    int inverse;
-    if (!PyArg_ParseTuple(args, "OOOp", &b_obj, &c_obj, &p_obj, &inverse)) return NULL;
+    PyObject *b_obj, *c_obj, *p_obj, *m_obj = Py_None;
+    int inverse, mix[2] = {0, 0};
+    if (!PyArg_ParseTuple(args, "OOOp|O", &b_obj, &c_obj, &p_obj, &inverse, &m_obj)) return NULL;
+    const int mixed = m_obj != Py_None;
+    if (mixed) {
+        if (!PyArg_ParseTuple(m_obj, "ii", &mix[0], &mix[1])) return NULL;
+        if (mix[0] < 0 || mix[0] > MAX_MIX_SHIFT || mix[1] < 0 || mix[1] > MAX_MIX_STEP) {
+            PyErr_SetString(PyExc_ValueError, "cascade: mixer out of range (§6.5)");
+            return NULL;
+        }
+    }
     Py_buffer b, c, p;
     if (get_buffer(b_obj, &b, 1, 8, "buf") < 0) return NULL;
     int have_cross = c_obj != Py_None;
@@ -1788,7 +1827,8 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
                 cross_sign[t] = sign64(cross[t]);
             }
         }
-        cascade_run(b.buf, cross_clamped, cross_sign, n, q[0], q[1], q[2], st, stages, inverse);
+        cascade_run(b.buf, cross_clamped, cross_sign, n, q[0], q[1], q[2], st, stages, inverse,
+                    mixed ? mix : NULL);
         Py_END_ALLOW_THREADS
         free(memory);
     } else {
@@ -1923,7 +1963,7 @@ static PyMethodDef methods[] = {
     {"model_restore", model_restore, METH_VARARGS,
      "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
     {"cascade", cascade, METH_VARARGS,
-     "cascade(buf, cross, params, inverse): the adaptive stages of 6.4, in place."},
+     "cascade(buf, cross, params, inverse, mix=None): the adaptive stages of 6.4 (and the mixer of 6.5), in place."},
     {"affine", affine, METH_VARARGS,
      "affine(weights, x, biases, out): out = biases + weights @ x, int16/int64/int32 (8.3)."},
     {"frame_pcm", frame_pcm, METH_VARARGS,

@@ -8,7 +8,8 @@ import math
 from ._bitpack import unpack_small
 from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, CASCADE_HISTORY_MAX,
                              DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP, FEATURE_MAX, MAX_COEF_BITS,
-                             MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN, NUM_CONTEXTS, OUTPUT_MAX,
+                             MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN, MIX_INPUT_MAX, NUM_CONTEXTS,
+                             OUTPUT_MAX,
                              OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
@@ -67,10 +68,15 @@ def _sign(v):
     return (v > 0) - (v < 0)
 
 
-def cascade(buf, cross, params, inverse):
+def _clamp_mix(v):
+    return max(-MIX_INPUT_MAX, min(MIX_INPUT_MAX, v))
+
+
+def cascade(buf, cross, params, inverse, mix=None):
     """The adaptive stages of §6.4 over one subframe, in place: forward turns the LPC residual
     into the coded residual, inverse turns it back. params = (cross_taps, cross_shift,
-    cross_step, then taps, shift, step, rule of each stage; rule 0 SIGN, 1 SCALED)."""
+    cross_step, then taps, shift, step, rule of each stage; rule 0 SIGN, 1 SCALED); mix None,
+    or (mix_shift, mix_step) for §6.5's mixer of the predictions."""
     params = [int(x) for x in params]
     cross_taps, cross_shift, cross_step = params[0], params[1], params[2]
     stages = [tuple(params[i:i + 4]) for i in range(3, len(params), 4)]
@@ -81,13 +87,24 @@ def cascade(buf, cross, params, inverse):
     history = [[0] * taps for taps, _, _, _ in stages]  # newest first
     updates = [[0] * taps for taps, _, _, _ in stages]  # SCALED: each tap's update, newest first
     mean = [0] * len(stages)  # SCALED: running mean of |clamped input|
+    mix_weights = [1 << mix[0]] * (len(stages) + 1) if mix else None
     for t in range(len(buf)):
         reach = min(cross_taps, t + 1)
         pc = sum(cw[j] * _clamp_history(int(cross[t - j])) for j in range(reach)) >> cross_shift
         p = [sum(w * h for w, h in zip(weights[k], history[k])) >> stages[k][1]
              for k in range(len(stages))]
         u = [0] * (len(stages) + 1)
-        if not inverse:
+        if mix:
+            q = [_clamp_mix(x) for x in [pc] + p]
+            mixed = sum(a * x for a, x in zip(mix_weights, q)) >> mix[0]
+            r = int(buf[t]) + mixed if inverse else int(buf[t])
+            e = r - mixed
+            buf[t] = r if inverse else e
+            v = u[0] = r - pc
+            for k in range(len(stages)):
+                u[k + 1] = u[k] - p[k]
+            mix_weights = [a + mix[1] * _sign(e) * _sign(x) for a, x in zip(mix_weights, q)]
+        elif not inverse:
             v = u[0] = int(buf[t]) - pc
             for k in range(len(stages)):
                 u[k + 1] = u[k] - p[k]

@@ -34,7 +34,8 @@ from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER
                              MAX_CROSS_TAPS,
                              FRAME_SYNC, MAX_BITS_PER_SAMPLE, MAX_COEF_BITS, MAX_FRAME_LENGTH,
                              MAX_INITIAL_MEAN_LOG2, MAX_LPC_ORDER, MAX_LPC_SHIFT,
-                             MAX_WASTED_BITS, MIN_FRAME_LENGTH, MODEL_SUBFRAME_TYPES,
+                             MAX_MIX_SHIFT, MAX_MIX_STEP, MAX_WASTED_BITS, MIN_FRAME_LENGTH,
+                             MODEL_SUBFRAME_TYPES,
                              PCM_MD5_UNKNOWN, SIGNATURE, STREAMINFO_FLAGS_DEFINED,
                              STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
                              BlockType, CascadeRule, ChannelMode, ModelKind, SubframeType,
@@ -824,8 +825,9 @@ class StreamDecoder:
                 status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§7.5")
-                if kind == SubframeType.CASCADE:
-                    kernels.cascade(x, cross, _cascade_params(body, where), True)
+                if kind in _CASCADE_BODIES:
+                    kernels.cascade(x, cross, _cascade_params(body, where), True,
+                                    _mix_params(body, where))
                 residual = x[:]  # a copy: the next subframe's cross input (§6.4, §8.3)
                 bad = kernels.lpc_restore(x, coefs, order, shift, lo, hi)
             if bad >= 0:
@@ -890,6 +892,16 @@ def _cascade_params(body, where: dict) -> array:
     return array("i", fields)
 
 
+def _mix_params(body, where: dict) -> tuple[int, int] | None:
+    """A MIXED_CASCADE body's mixer (§6.5), checked; None for CASCADE."""
+    if "mix_shift" not in body:
+        return None
+    if body["mix_shift"] > MAX_MIX_SHIFT or body["mix_step"] > MAX_MIX_STEP:
+        raise FormatError(f"mixer out of range: mix_shift {body['mix_shift']}, mix_step "
+                          f"{body['mix_step']}", **where, section="§6.5")
+    return body["mix_shift"], body["mix_step"]
+
+
 def _parse_subframe(stream: io.BytesIO, where: dict):
     """One subframe (§5.3–§5.4) through the compiled grammar, with its lengths checked."""
     try:
@@ -908,7 +920,8 @@ def _parse_subframe(stream: io.BytesIO, where: dict):
 
 _KNOWN_SUBFRAMES = tuple(SubframeType)
 _CASCADE_RULES = tuple(CascadeRule)
-_PREDICTED_BODIES = (SubframeType.PREDICTED, SubframeType.MODEL_PREDICTED, SubframeType.CASCADE)
+_CASCADE_BODIES = (SubframeType.CASCADE, SubframeType.MIXED_CASCADE)
+_PREDICTED_BODIES = (SubframeType.PREDICTED, SubframeType.MODEL_PREDICTED, *_CASCADE_BODIES)
 _PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
                   BlockType.MODEL_DATA)
 _MODEL_REF_BYTES = (32 + 1, 32 + 1 + 255)  # sha256, u8 length, name (§4.6)

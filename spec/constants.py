@@ -6,7 +6,7 @@ import enum
 
 SIGNATURE = b"\x89VAE\r\n\x1a\n"  # §3.1: high bit, CR LF, ^Z, LF catch text-mode and 7-bit damage
 VERSION_MAJOR = 1
-VERSION_MINOR = 2  # 1.1 added the learned model (§8), 1.2 CASCADE subframes (§6.4)
+VERSION_MINOR = 3  # 1.1 added the learned model (§8), 1.2 CASCADE subframes (§6.4), 1.3 the mixer (§6.5)
 
 MIN_SAMPLE_RATE = 1
 MAX_SAMPLE_RATE = 2**32 - 1
@@ -52,12 +52,13 @@ class ChannelMode(enum.IntEnum):
 
 
 class SubframeType(enum.IntEnum):
-    """Subframe types (§5.3). 4–63 reserved; 64–127 model-conditioned, of which 66–127 reserved."""
+    """Subframe types (§5.3). 5–63 reserved; 64–127 model-conditioned, of which 66–127 reserved."""
 
     CONSTANT = 0
     VERBATIM = 1
     PREDICTED = 2
-    CASCADE = 3  # §6.4: PREDICTED followed by sign-sign LMS stages adapted sample by sample
+    CASCADE = 3  # §6.4: PREDICTED followed by LMS stages adapted sample by sample
+    MIXED_CASCADE = 4  # §6.5: CASCADE whose stage predictions are summed with learned weights
     MODEL_PREDICTED = 64  # §8.4: PREDICTED whose residual is conditioned on the learned model
     MODEL_LOSSY = 65  # §8.6: the paper's lossy VAE frame coder (LOSSY streams only)
 
@@ -75,6 +76,10 @@ MAX_CASCADE_TAPS = 1024  # taps of one stage
 MAX_CROSS_TAPS = 32  # taps on the preceding subframe's LPC residual
 MAX_CASCADE_SHIFT = 47
 CASCADE_HISTORY_MAX = 32767  # stage inputs are clamped to +-this in the filters' histories
+# §6.5 MIXED_CASCADE: the mixer of the cross stage's and the stages' predictions
+MAX_MIX_SHIFT = 14  # the weights' fraction bits: each starts at 2**mix_shift (= 1)
+MAX_MIX_STEP = 63
+MIX_INPUT_MAX = 1 << 36  # the mixer's inputs are clamped to +-this
 
 
 class CascadeRule(enum.IntEnum):

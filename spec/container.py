@@ -129,6 +129,22 @@ CascadeBody = Struct(  # §6.4: PREDICTED's fields, then the adaptive stages, th
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )
+MixedCascadeBody = Struct(  # §6.5: CASCADE's fields up to the stages, the mixer, the data
+    "order" / Int8ub,
+    "coef_bits" / Int8ub,
+    "shift" / Int8ub,
+    "initial_mean_log2" / Int8ub,
+    "coefs" / Bytes((this.order * this.coef_bits + 7) // 8),
+    "cross_taps" / Int8ub,
+    "cross_shift" / Int8ub,
+    "cross_step" / Int8ub,
+    "stage_count" / Int8ub,
+    "stages" / Array(this.stage_count, CascadeStage),
+    "mix_shift" / Int8ub,
+    "mix_step" / Int8ub,
+    "data_length" / Int32ub,
+    "data" / Bytes(this.data_length),
+)
 LossyBody = Struct(  # §8.6: the range-coded gains and latents of every block
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
@@ -141,6 +157,7 @@ Subframe = Struct(
         int(SubframeType.VERBATIM): VerbatimBody,
         int(SubframeType.PREDICTED): PredictedBody,
         int(SubframeType.CASCADE): CascadeBody,
+        int(SubframeType.MIXED_CASCADE): MixedCascadeBody,
         int(SubframeType.MODEL_PREDICTED): PredictedBody,  # §8.4: same body, model-coded data
         int(SubframeType.MODEL_LOSSY): LossyBody,
     }),

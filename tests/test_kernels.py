@@ -251,30 +251,52 @@ cascade_stage = st.tuples(st.integers(1, 40), st.integers(0, 47), st.integers(0,
 @given(r=st.lists(st.one_of(st.integers(-300, 300), st.integers(-2**40, 2**40)), max_size=120),
        cross=st.booleans(), cross_params=st.tuples(st.integers(0, 32), st.integers(0, 47),
                                                    st.integers(0, 255)),
-       stages=st.lists(cascade_stage, max_size=4), seed=st.integers(0, 2**32 - 1))
-def test_cascade_stages_agree_and_invert(r, cross, cross_params, stages, seed):
-    """The adaptive stages of §6.4: every compiled build (portable C, and AVX2 where the CPU
-    has it, chosen with the model loops) and the Python kernel give the same coded residuals,
-    and the inverse (the decoder's direction) gives the LPC residuals back."""
+       stages=st.lists(cascade_stage, max_size=4), seed=st.integers(0, 2**32 - 1),
+       mix=st.one_of(st.none(), st.tuples(st.integers(0, 14), st.integers(0, 63))))
+def test_cascade_stages_agree_and_invert(r, cross, cross_params, stages, seed, mix):
+    """The adaptive stages of §6.4, with or without §6.5's mixer: every compiled build
+    (portable C, and AVX2 where the CPU has it, chosen with the model loops) and the Python
+    kernel give the same coded residuals, and the inverse (the decoder's direction) gives the
+    LPC residuals back."""
     r = np.array(r, np.int64)
     params = np.array(cross_params + sum(stages, ()), np.int32)
     other = (np.random.default_rng(seed).integers(-2**20, 2**20, len(r)) if cross else None)
     e = r.copy()
-    py_impl.cascade(e, other, params, False)
+    py_impl.cascade(e, other, params, False, mix)
     expected = e.copy()
-    py_impl.cascade(e, other, params, True)
+    py_impl.cascade(e, other, params, True, mix)
     assert np.array_equal(e, r)
     used = c_impl.model_loops()[0]
     try:
         for build in c_impl.model_loops()[1]:
             c_impl.model_loops(build)
             e = r.copy()
-            c_impl.cascade(e, other, params, False)
+            c_impl.cascade(e, other, params, False, mix)
             assert np.array_equal(e, expected), build
-            c_impl.cascade(e, other, params, True)
+            c_impl.cascade(e, other, params, True, mix)
             assert np.array_equal(e, r), build
     finally:
         c_impl.model_loops(used)
+
+
+def test_a_mixer_that_does_not_learn_sums_the_predictions():
+    """§6.5 with mix_step 0 keeps every weight at 1: the coded residual is CASCADE's (§6.4),
+    whatever mix_shift; with a step it differs and still inverts."""
+    rng = np.random.default_rng(11)
+    r = np.cumsum(rng.integers(-300, 301, 5000)) % 4001 - 2000
+    other = rng.integers(-3000, 3000, len(r))
+    params = np.array([16, 12, 2, 64, 12, 8, 1, 16, 11, 8, 1], np.int32)
+    plain = r.copy()
+    c_impl.cascade(plain, other, params, False)
+    for shift in (0, 7, 14):
+        e = r.copy()
+        c_impl.cascade(e, other, params, False, (shift, 0))
+        assert np.array_equal(e, plain)
+    e = r.copy()
+    c_impl.cascade(e, other, params, False, (12, 16))
+    assert not np.array_equal(e, plain)
+    c_impl.cascade(e, other, params, True, (12, 16))
+    assert np.array_equal(e, r)
 
 
 def test_cascade_stages_learn_a_periodic_residual():
@@ -298,6 +320,12 @@ def test_cascade_stages_learn_a_periodic_residual():
 def test_cascade_parameters_out_of_range_are_refused(params):
     with pytest.raises(ValueError):
         c_impl.cascade(np.zeros(10, np.int64), None, np.array(params, np.int32), False)
+
+
+@pytest.mark.parametrize("mix", [(15, 0), (0, 64), (-1, 0), (0, -1)])
+def test_mixer_parameters_out_of_range_are_refused(mix):
+    with pytest.raises(ValueError):
+        c_impl.cascade(np.zeros(10, np.int64), None, np.array([0, 0, 0], np.int32), False, mix)
 
 
 def test_cascade_refuses_more_samples_than_a_subframe_holds():

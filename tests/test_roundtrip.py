@@ -118,8 +118,9 @@ def test_corpus_files_round_trip(corpus_dir):
 
 
 def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
-    """Levels 5 to 8 put CASCADE subframes (§6.4) in real music, smaller than the plain path's
-    best (level 4); the round trip is exact with the compiled kernels and with the pure-Python ones."""
+    """Levels 5 to 8 put MIXED_CASCADE subframes (§6.4, §6.5) in real music, smaller than the
+    plain path's best (level 4); the round trip is exact with the compiled kernels and with the
+    pure-Python ones."""
     from vaelac import _pykernels, decoder
     from vaelac.spec.constants import SubframeType
     from vaelac.wav import read_wav
@@ -131,7 +132,7 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
     dec.keep_frame_infos = True
     out = np.concatenate(list(dec))
     assert np.array_equal(out, pcm)
-    assert SubframeType.CASCADE in dec.frames[0].subframe_types
+    assert SubframeType.MIXED_CASCADE in dec.frames[0].subframe_types
     assert len(stream) < len(vaelac.encode(pcm, fmt.sample_rate, bits=16, level=4, model=None))
     monkeypatch.setattr(decoder, "kernels", _pykernels)
     assert np.array_equal(vaelac.decode(stream)[0], pcm)
