@@ -116,3 +116,17 @@ def test_appendix_a5_cascade_stages():
             assert e.tolist() == coded
             impl.cascade(e, other, np.array(params, np.int32), True)
             assert e.tolist() == residual.tolist()
+
+
+def test_appendix_a6_mixer():
+    """The table of Appendix A.6, computed by hand from §6.5's pseudo-code."""
+    from vaelac import _kernels, _pykernels
+
+    assert "coded residuals `100, -50, -7, -7, 15, -4`" in SPEC
+    r = np.array([100, -50, 30, 20, 7, -1], np.int64)
+    for impl in (_kernels, _pykernels):
+        e = r.copy()
+        impl.cascade(e, None, np.array([0, 0, 0, 2, 2, 3, 0], np.int32), False, (2, 1))
+        assert e.tolist() == [100, -50, -7, -7, 15, -4]
+        impl.cascade(e, None, np.array([0, 0, 0, 2, 2, 3, 0], np.int32), True, (2, 1))
+        assert e.tolist() == r.tolist()
