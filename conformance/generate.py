@@ -300,14 +300,16 @@ def build_vectors():
         yield bad(name, what + ", valid CRCs", "§5.4 §6.4",
                   _edit_frame(base, lambda f, sub=sub: _with_payload(f, sub + sub)),
                   "FormatError")
-    for name, (mix_shift, mix_step) in (("mix_shift_15", (15, 0)), ("mix_step_64", (0, 64))):
+    for name, (mix_shift, mix_step, mix_bias) in (("mix_shift_15", (15, 0, 0)),
+                                                  ("mix_step_64", (0, 64, 0)),
+                                                  ("mix_bias_17", (0, 0, 17))):
         sub = g.Subframe.build(dict(subframe_type=4, wasted_bits=0, body=dict(
             order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
             cross_shift=0, cross_step=0, stage_count=1,
             stages=[dict(taps=1, shift=0, step=1, rule=1)], mix_shift=mix_shift,
-            mix_step=mix_step, data_length=len(silent), data=silent)))
+            mix_step=mix_step, mix_bias=mix_bias, data_length=len(silent), data=silent)))
         yield bad(name, f"a MIXED_CASCADE mixer with mix_shift {mix_shift}, mix_step "
-                  f"{mix_step}, valid CRCs", "§5.4 §6.5",
+                  f"{mix_step}, mix_bias {mix_bias}, valid CRCs", "§5.4 §6.5",
                   _edit_frame(base, lambda f, sub=sub: _with_payload(f, sub + sub)),
                   "FormatError")
     head, blocks, frames = _blocks(base)

@@ -1423,6 +1423,7 @@ static PyObject *affine(PyObject *self, PyObject *args) {
 #define MAX_MIX_SHIFT 14 /* §6.5 */
 #define MAX_MIX_STEP 63
 #define MIX_INPUT_MAX ((int64_t)1 << 36)
+#define MAX_MIX_BIAS 16
 
 static inline int64_t clamp_history(int64_t v) {
     return v > CASCADE_HISTORY_MAX ? CASCADE_HISTORY_MAX
@@ -1628,17 +1629,18 @@ static inline int64_t clamp_mix(int64_t v) {
     return v > MIX_INPUT_MAX ? MIX_INPUT_MAX : v < -MIX_INPUT_MAX ? -MIX_INPUT_MAX : v;
 }
 
-/* mix: NULL for CASCADE (§6.4); for MIXED_CASCADE (§6.5) {mix_shift, mix_step}: the coded
- * residual is the LPC residual less a learned weighting of the cross stage's and the stages'
- * predictions instead of less their sum. |weight| < 2**14 + 63 * 65535 < 2**23 and inputs are
- * clamped to 2**36, so the weighted sum of at most 5 stays within 2**62. */
+/* mix: NULL for CASCADE (§6.4); for MIXED_CASCADE (§6.5) {mix_shift, mix_step, mix_bias}:
+ * the coded residual is the LPC residual less a learned weighting of the cross stage's and the
+ * stages' predictions (and of a constant 2**(mix_bias - 1) if mix_bias > 0) instead of less
+ * their sum. |weight| < 2**14 + 63 * 65535 < 2**23 and inputs are clamped to 2**36, so the
+ * weighted sum of at most 6 stays within 2**62. */
 static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clamped,
                                        const int32_t *cross_sign, Py_ssize_t n,
                                        int cross_taps, int cross_shift, int cross_step,
                                        CascadeStage *st, int stages, int inverse,
                                        const int *mix, int avx2) {
     int32_t cw[MAX_CROSS_TAPS] = {0};
-    int64_t mw[MAX_CASCADE_STAGES + 1];
+    int64_t mw[MAX_CASCADE_STAGES + 1], bias_weight = 0;
     for (int j = 0; j <= stages; j++) mw[j] = mix ? (int64_t)1 << mix[0] : 0;
     if (!cross_clamped) cross_taps = 0;
     for (Py_ssize_t t = 0; t < n; t++) {
@@ -1679,6 +1681,7 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
                 q[k + 1] = clamp_mix(p[k]);
                 acc += mw[k + 1] * q[k + 1];
             }
+            if (mix[2]) acc += bias_weight << (mix[2] - 1);
             const int64_t mixed = acc >> mix[0];
             const int64_t r = inverse ? buf[t] + mixed : buf[t];
             const int64_t e = r - mixed;
@@ -1688,6 +1691,7 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             for (int k = 0; k < stages; k++) u[k + 1] = u[k] - p[k];
             const int64_t delta = mix[1] * sign64(e);
             for (int j = 0; j <= stages; j++) mw[j] += delta * sign64(q[j]);
+            bias_weight += delta;  /* unused when mix_bias is 0 */
         } else if (!inverse) {
             v = buf[t] - pc;
             u[0] = v;
@@ -1757,15 +1761,17 @@ static void select_cascade(const char *variant) {
 
 /* cascade(buf, cross, params, inverse, mix=None): params = (cross_taps, cross_shift,
  * cross_step, then taps, shift, step, rule of each stage) as int32; buf int64 in place; cross
- * int64 of the same length or None; mix None (CASCADE) or (mix_shift, mix_step) (§6.5). */
+ * int64 of the same length or None; mix None (CASCADE) or (mix_shift, mix_step, mix_bias)
+ * (§6.5). */
 static PyObject *cascade(PyObject *self, PyObject *args) {
     PyObject *b_obj, *c_obj, *p_obj, *m_obj = Py_None;
-    int inverse, mix[2] = {0, 0};
+    int inverse, mix[3] = {0, 0, 0};
     if (!PyArg_ParseTuple(args, "OOOp|O", &b_obj, &c_obj, &p_obj, &inverse, &m_obj)) return NULL;
     const int mixed = m_obj != Py_None;
     if (mixed) {
-        if (!PyArg_ParseTuple(m_obj, "ii", &mix[0], &mix[1])) return NULL;
-        if (mix[0] < 0 || mix[0] > MAX_MIX_SHIFT || mix[1] < 0 || mix[1] > MAX_MIX_STEP) {
+        if (!PyArg_ParseTuple(m_obj, "iii", &mix[0], &mix[1], &mix[2])) return NULL;
+        if (mix[0] < 0 || mix[0] > MAX_MIX_SHIFT || mix[1] < 0 || mix[1] > MAX_MIX_STEP
+            || mix[2] < 0 || mix[2] > MAX_MIX_BIAS) {
             PyErr_SetString(PyExc_ValueError, "cascade: mixer out of range (§6.5)");
             return NULL;
         }

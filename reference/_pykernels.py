@@ -76,7 +76,7 @@ def cascade(buf, cross, params, inverse, mix=None):
     """The adaptive stages of §6.4 over one subframe, in place: forward turns the LPC residual
     into the coded residual, inverse turns it back. params = (cross_taps, cross_shift,
     cross_step, then taps, shift, step, rule of each stage; rule 0 SIGN, 1 SCALED); mix None,
-    or (mix_shift, mix_step) for §6.5's mixer of the predictions."""
+    or (mix_shift, mix_step, mix_bias) for §6.5's mixer of the predictions."""
     params = [int(x) for x in params]
     cross_taps, cross_shift, cross_step = params[0], params[1], params[2]
     stages = [tuple(params[i:i + 4]) for i in range(3, len(params), 4)]
@@ -88,6 +88,7 @@ def cascade(buf, cross, params, inverse, mix=None):
     updates = [[0] * taps for taps, _, _, _ in stages]  # SCALED: each tap's update, newest first
     mean = [0] * len(stages)  # SCALED: running mean of |clamped input|
     mix_weights = [1 << mix[0]] * (len(stages) + 1) if mix else None
+    bias_weight = 0
     for t in range(len(buf)):
         reach = min(cross_taps, t + 1)
         pc = sum(cw[j] * _clamp_history(int(cross[t - j])) for j in range(reach)) >> cross_shift
@@ -96,7 +97,10 @@ def cascade(buf, cross, params, inverse, mix=None):
         u = [0] * (len(stages) + 1)
         if mix:
             q = [_clamp_mix(x) for x in [pc] + p]
-            mixed = sum(a * x for a, x in zip(mix_weights, q)) >> mix[0]
+            total = sum(a * x for a, x in zip(mix_weights, q))
+            if mix[2]:
+                total += bias_weight << (mix[2] - 1)
+            mixed = total >> mix[0]
             r = int(buf[t]) + mixed if inverse else int(buf[t])
             e = r - mixed
             buf[t] = r if inverse else e
@@ -104,6 +108,7 @@ def cascade(buf, cross, params, inverse, mix=None):
             for k in range(len(stages)):
                 u[k + 1] = u[k] - p[k]
             mix_weights = [a + mix[1] * _sign(e) * _sign(x) for a, x in zip(mix_weights, q)]
+            bias_weight += mix[1] * _sign(e)
         elif not inverse:
             v = u[0] = int(buf[t]) - pc
             for k in range(len(stages)):

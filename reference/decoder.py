@@ -34,7 +34,8 @@ from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER
                              MAX_CROSS_TAPS,
                              FRAME_SYNC, MAX_BITS_PER_SAMPLE, MAX_COEF_BITS, MAX_FRAME_LENGTH,
                              MAX_INITIAL_MEAN_LOG2, MAX_LPC_ORDER, MAX_LPC_SHIFT,
-                             MAX_MIX_SHIFT, MAX_MIX_STEP, MAX_WASTED_BITS, MIN_FRAME_LENGTH,
+                             MAX_MIX_BIAS, MAX_MIX_SHIFT, MAX_MIX_STEP,
+                             MAX_WASTED_BITS, MIN_FRAME_LENGTH,
                              MODEL_SUBFRAME_TYPES,
                              PCM_MD5_UNKNOWN, SIGNATURE, STREAMINFO_FLAGS_DEFINED,
                              STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
@@ -892,14 +893,15 @@ def _cascade_params(body, where: dict) -> array:
     return array("i", fields)
 
 
-def _mix_params(body, where: dict) -> tuple[int, int] | None:
+def _mix_params(body, where: dict) -> tuple[int, int, int] | None:
     """A MIXED_CASCADE body's mixer (§6.5), checked; None for CASCADE."""
     if "mix_shift" not in body:
         return None
-    if body["mix_shift"] > MAX_MIX_SHIFT or body["mix_step"] > MAX_MIX_STEP:
-        raise FormatError(f"mixer out of range: mix_shift {body['mix_shift']}, mix_step "
-                          f"{body['mix_step']}", **where, section="§6.5")
-    return body["mix_shift"], body["mix_step"]
+    mix = body["mix_shift"], body["mix_step"], body["mix_bias"]
+    if mix[0] > MAX_MIX_SHIFT or mix[1] > MAX_MIX_STEP or mix[2] > MAX_MIX_BIAS:
+        raise FormatError(f"mixer out of range: mix_shift {mix[0]}, mix_step {mix[1]}, "
+                          f"mix_bias {mix[2]}", **where, section="§6.5")
+    return mix
 
 
 def _parse_subframe(stream: io.BytesIO, where: dict):

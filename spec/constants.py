@@ -80,6 +80,7 @@ CASCADE_HISTORY_MAX = 32767  # stage inputs are clamped to +-this in the filters
 MAX_MIX_SHIFT = 14  # the weights' fraction bits: each starts at 2**mix_shift (= 1)
 MAX_MIX_STEP = 63
 MIX_INPUT_MAX = 1 << 36  # the mixer's inputs are clamped to +-this
+MAX_MIX_BIAS = 16  # 0: no constant input; k > 0: the constant 2**(k-1)
 
 
 class CascadeRule(enum.IntEnum):

@@ -142,6 +142,7 @@ MixedCascadeBody = Struct(  # §6.5: CASCADE's fields up to the stages, the mixe
     "stages" / Array(this.stage_count, CascadeStage),
     "mix_shift" / Int8ub,
     "mix_step" / Int8ub,
+    "mix_bias" / Int8ub,
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )

@@ -252,7 +252,8 @@ cascade_stage = st.tuples(st.integers(1, 40), st.integers(0, 47), st.integers(0,
        cross=st.booleans(), cross_params=st.tuples(st.integers(0, 32), st.integers(0, 47),
                                                    st.integers(0, 255)),
        stages=st.lists(cascade_stage, max_size=4), seed=st.integers(0, 2**32 - 1),
-       mix=st.one_of(st.none(), st.tuples(st.integers(0, 14), st.integers(0, 63))))
+       mix=st.one_of(st.none(), st.tuples(st.integers(0, 14), st.integers(0, 63),
+                                         st.integers(0, 16))))
 def test_cascade_stages_agree_and_invert(r, cross, cross_params, stages, seed, mix):
     """The adaptive stages of §6.4, with or without §6.5's mixer: every compiled build
     (portable C, and AVX2 where the CPU has it, chosen with the model loops) and the Python
@@ -280,22 +281,23 @@ def test_cascade_stages_agree_and_invert(r, cross, cross_params, stages, seed, m
 
 
 def test_a_mixer_that_does_not_learn_sums_the_predictions():
-    """§6.5 with mix_step 0 keeps every weight at 1: the coded residual is CASCADE's (§6.4),
-    whatever mix_shift; with a step it differs and still inverts."""
+    """§6.5 with mix_step 0 keeps every weight at 1 and the bias at 0: the coded residual is
+    CASCADE's (§6.4), whatever mix_shift and mix_bias; with a step it differs and still
+    inverts."""
     rng = np.random.default_rng(11)
     r = np.cumsum(rng.integers(-300, 301, 5000)) % 4001 - 2000
     other = rng.integers(-3000, 3000, len(r))
     params = np.array([16, 12, 2, 64, 12, 8, 1, 16, 11, 8, 1], np.int32)
     plain = r.copy()
     c_impl.cascade(plain, other, params, False)
-    for shift in (0, 7, 14):
+    for shift, bias in ((0, 0), (7, 16), (14, 3)):
         e = r.copy()
-        c_impl.cascade(e, other, params, False, (shift, 0))
+        c_impl.cascade(e, other, params, False, (shift, 0, bias))
         assert np.array_equal(e, plain)
     e = r.copy()
-    c_impl.cascade(e, other, params, False, (12, 16))
+    c_impl.cascade(e, other, params, False, (12, 16, 2))
     assert not np.array_equal(e, plain)
-    c_impl.cascade(e, other, params, True, (12, 16))
+    c_impl.cascade(e, other, params, True, (12, 16, 2))
     assert np.array_equal(e, r)
 
 
@@ -322,9 +324,10 @@ def test_cascade_parameters_out_of_range_are_refused(params):
         c_impl.cascade(np.zeros(10, np.int64), None, np.array(params, np.int32), False)
 
 
-@pytest.mark.parametrize("mix", [(15, 0), (0, 64), (-1, 0), (0, -1)])
+@pytest.mark.parametrize("mix", [(15, 0, 0), (0, 64, 0), (0, 0, 17), (-1, 0, 0), (0, -1, 0),
+                                 (0, 0, -1), (12, 16)])
 def test_mixer_parameters_out_of_range_are_refused(mix):
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):
         c_impl.cascade(np.zeros(10, np.int64), None, np.array([0, 0, 0], np.int32), False, mix)
 
 
@@ -373,7 +376,7 @@ def test_the_mixer_stays_within_64_bits_at_the_extremes():
     coded = np.where(rng.random(n) < 0.5, -(2**55), 2**55 - 1).astype(np.int64)
     other = rng.integers(-2**40, 2**40, n)
     params = np.array([32, 0, 255, 1024, 0, 255, 0], np.int32)
-    for mix in ((0, 63), (14, 63)):
+    for mix in ((0, 63, 16), (14, 63, 16)):
         exact = coded.copy()
         py_impl.cascade(exact, other, params, True, mix)
         fast = coded.copy()

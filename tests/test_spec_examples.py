@@ -123,10 +123,14 @@ def test_appendix_a6_mixer():
     from vaelac import _kernels, _pykernels
 
     assert "coded residuals `100, -50, -7, -7, 15, -4`" in SPEC
+    assert "coded residuals `100, -51, -7, -6, 17, -3`" in SPEC
     r = np.array([100, -50, 30, 20, 7, -1], np.int64)
+    params = np.array([0, 0, 0, 2, 2, 3, 0], np.int32)
     for impl in (_kernels, _pykernels):
-        e = r.copy()
-        impl.cascade(e, None, np.array([0, 0, 0, 2, 2, 3, 0], np.int32), False, (2, 1))
-        assert e.tolist() == [100, -50, -7, -7, 15, -4]
-        impl.cascade(e, None, np.array([0, 0, 0, 2, 2, 3, 0], np.int32), True, (2, 1))
-        assert e.tolist() == r.tolist()
+        for mix, coded in (((2, 1, 0), [100, -50, -7, -7, 15, -4]),
+                           ((2, 1, 3), [100, -51, -7, -6, 17, -3])):
+            e = r.copy()
+            impl.cascade(e, None, params, False, mix)
+            assert e.tolist() == coded
+            impl.cascade(e, None, params, True, mix)
+            assert e.tolist() == r.tolist()
