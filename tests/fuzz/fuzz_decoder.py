@@ -151,6 +151,22 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
             embed_model=True)
     if default_model(ModelKind.LOSSY) is not None:
         enc("lossy", x[:64], 16, rate=44100, frame_length=32, lossy="default")
+    # CASCADE and MIXED_CASCADE subframes (§6.4, §6.5) of both channels, the second with the
+    # cross stage: a period beyond the LPC's reach (the encoder writes MIXED_CASCADE; CASCADE
+    # is its stage sets without the mixer)
+    from dataclasses import replace
+
+    from vaelac.encoder import LEVELS
+    crng = np.random.default_rng(3)
+    x = np.tile(crng.integers(-100, 100, 40), 13)[:500] + crng.integers(-1, 2, 500)
+    pair = np.stack([x, np.roll(x, 3) + crng.integers(-1, 2, 500)], axis=1)
+    enc("stereo16_mixed_cascade", pair, 16, frame_length=500)
+    level5 = LEVELS[5]
+    LEVELS[5] = replace(level5, cascades=tuple(replace(c, mix=None) for c in level5.cascades))
+    try:
+        enc("stereo16_cascade", pair, 16, frame_length=500)
+    finally:
+        LEVELS[5] = level5
     # blocks the encoder does not write: PADDING, MODEL_REF, MODEL_DATA, a reserved type
     base = enc("mono16_small", sine(10, 1, 16), 16, frame_length=10)
     first = vaelac.decode(base)[1].first_frame_offset
