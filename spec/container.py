@@ -99,53 +99,42 @@ VerbatimBody = Struct(
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )
-PredictedBody = Struct(
+# The fields PREDICTED, CASCADE and MIXED_CASCADE bodies share (§5.4): each body is a run of
+# these, defined once and placed in order.
+_PREDICTOR = (
     "order" / Int8ub,
     "coef_bits" / Int8ub,
     "shift" / Int8ub,
     "initial_mean_log2" / Int8ub,
     # order signed integers of coef_bits bits each, MSB first, zero-padded to a byte (§5.4)
     "coefs" / Bytes((this.order * this.coef_bits + 7) // 8),
+)
+_CODED_DATA = (
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )
+PredictedBody = Struct(*_PREDICTOR, *_CODED_DATA)
 CascadeStage = Struct(  # §6.4
     "taps" / Int16ub,
     "shift" / Int8ub,
     "step" / Int8ub,
     "rule" / Int8ub,
 )
-CascadeBody = Struct(  # §6.4: PREDICTED's fields, then the adaptive stages, then the data
-    "order" / Int8ub,
-    "coef_bits" / Int8ub,
-    "shift" / Int8ub,
-    "initial_mean_log2" / Int8ub,
-    "coefs" / Bytes((this.order * this.coef_bits + 7) // 8),
+_STAGES = (  # §6.4: the adaptive stages
     "cross_taps" / Int8ub,
     "cross_shift" / Int8ub,
     "cross_step" / Int8ub,
     "stage_count" / Int8ub,
     "stages" / Array(this.stage_count, CascadeStage),
-    "data_length" / Int32ub,
-    "data" / Bytes(this.data_length),
 )
-MixedCascadeBody = Struct(  # §6.5: CASCADE's fields up to the stages, the mixer, the data
-    "order" / Int8ub,
-    "coef_bits" / Int8ub,
-    "shift" / Int8ub,
-    "initial_mean_log2" / Int8ub,
-    "coefs" / Bytes((this.order * this.coef_bits + 7) // 8),
-    "cross_taps" / Int8ub,
-    "cross_shift" / Int8ub,
-    "cross_step" / Int8ub,
-    "stage_count" / Int8ub,
-    "stages" / Array(this.stage_count, CascadeStage),
-    "mix_shift" / Int8ub,
-    "mix_step" / Int8ub,
-    "mix_bias" / Int8ub,
-    "data_length" / Int32ub,
-    "data" / Bytes(this.data_length),
-)
+# §6.4: PREDICTED's fields, then the adaptive stages, then the data
+CascadeBody = Struct(*_PREDICTOR, *_STAGES, *_CODED_DATA)
+# §6.5: CASCADE's fields up to the stages, the mixer, the data
+MixedCascadeBody = Struct(*_PREDICTOR, *_STAGES,
+                          "mix_shift" / Int8ub,
+                          "mix_step" / Int8ub,
+                          "mix_bias" / Int8ub,
+                          *_CODED_DATA)
 LossyBody = Struct(  # §8.6: the range-coded gains and latents of every block
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
