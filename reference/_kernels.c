@@ -1425,10 +1425,12 @@ static PyObject *affine(PyObject *self, PyObject *args) {
 #define MIX_INPUT_MAX ((int64_t)1 << 36)
 #define MAX_MIX_BIAS 16
 
-static inline int64_t clamp_history(int64_t v) {
-    return v > CASCADE_HISTORY_MAX ? CASCADE_HISTORY_MAX
-         : v < -CASCADE_HISTORY_MAX ? -CASCADE_HISTORY_MAX : v;
+/* v clamped to [-bound, bound] */
+static inline int64_t clamp_to(int64_t v, int64_t bound) {
+    return v > bound ? bound : v < -bound ? -bound : v;
 }
+
+static inline int64_t clamp_history(int64_t v) { return clamp_to(v, CASCADE_HISTORY_MAX); }
 
 static inline int32_t sign64(int64_t v) { return (v > 0) - (v < 0); }
 
@@ -1624,12 +1626,8 @@ static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
 /* The stages of §6.4 over one subframe, in place: forward (encoder) turns the LPC residual
  * into the coded residual, inverse (decoder) turns it back. cross_clamped / cross_sign: the
  * preceding subframe's LPC residual clamped to the history bound and its signs (computed once
- * per subframe), or NULL. Both directions compute the same predictions from the same state. */
-static inline int64_t clamp_mix(int64_t v) {
-    return v > MIX_INPUT_MAX ? MIX_INPUT_MAX : v < -MIX_INPUT_MAX ? -MIX_INPUT_MAX : v;
-}
-
-/* mix: NULL for CASCADE (§6.4); for MIXED_CASCADE (§6.5) {mix_shift, mix_step, mix_bias}:
+ * per subframe), or NULL. Both directions compute the same predictions from the same state.
+ * mix: NULL for CASCADE (§6.4); for MIXED_CASCADE (§6.5) {mix_shift, mix_step, mix_bias}:
  * the coded residual is the LPC residual less a learned weighting of the cross stage's and the
  * stages' predictions (and of a constant 2**(mix_bias - 1) if mix_bias > 0) instead of less
  * their sum. |weight| < 2**14 + 63 * 65535 < 2**23 and inputs are clamped to 2**36, so the
@@ -1675,10 +1673,10 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
         int64_t v;
         if (mix) {
             int64_t q[MAX_CASCADE_STAGES + 1], acc;
-            q[0] = clamp_mix(pc);
+            q[0] = clamp_to(pc, MIX_INPUT_MAX);
             acc = mw[0] * q[0];
             for (int k = 0; k < stages; k++) {
-                q[k + 1] = clamp_mix(p[k]);
+                q[k + 1] = clamp_to(p[k], MIX_INPUT_MAX);
                 acc += mw[k + 1] * q[k + 1];
             }
             if (mix[2]) acc += bias_weight << (mix[2] - 1);
