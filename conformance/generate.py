@@ -286,6 +286,15 @@ def build_vectors():
               _edit_frame(base, lambda f: _with_payload(f, out_of_range + out_of_range)),
               "IntegrityError")
     silent = _kernels_rc_encode_zeros(512)
+
+    def stage_subframe(subframe_type, stages, **mixer):
+        """A (MIXED_)CASCADE subframe of 512 zero residuals, twice in a frame's payload."""
+        sub = g.Subframe.build(dict(subframe_type=subframe_type, wasted_bits=0, body=dict(
+            order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
+            cross_shift=0, cross_step=0, stage_count=len(stages), stages=stages, **mixer,
+            data_length=len(silent), data=silent)))
+        return _edit_frame(base, lambda f: _with_payload(f, sub + sub))
+
     for name, stages, what in (
             ("cascade_taps_0", [dict(taps=0, shift=0, step=1, rule=0)],
              "a CASCADE stage of 0 taps"),
@@ -293,24 +302,15 @@ def build_vectors():
              "5 CASCADE stages"),
             ("cascade_rule_2", [dict(taps=1, shift=0, step=1, rule=2)],
              "a CASCADE stage with reserved rule 2")):
-        sub = g.Subframe.build(dict(subframe_type=3, wasted_bits=0, body=dict(
-            order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
-            cross_shift=0, cross_step=0, stage_count=len(stages), stages=stages,
-            data_length=len(silent), data=silent)))
-        yield bad(name, what + ", valid CRCs", "§5.4 §6.4",
-                  _edit_frame(base, lambda f, sub=sub: _with_payload(f, sub + sub)),
+        yield bad(name, what + ", valid CRCs", "§5.4 §6.4", stage_subframe(3, stages),
                   "FormatError")
     for name, (mix_shift, mix_step, mix_bias) in (("mix_shift_15", (15, 0, 0)),
                                                   ("mix_step_64", (0, 64, 0)),
                                                   ("mix_bias_17", (0, 0, 17))):
-        sub = g.Subframe.build(dict(subframe_type=4, wasted_bits=0, body=dict(
-            order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
-            cross_shift=0, cross_step=0, stage_count=1,
-            stages=[dict(taps=1, shift=0, step=1, rule=1)], mix_shift=mix_shift,
-            mix_step=mix_step, mix_bias=mix_bias, data_length=len(silent), data=silent)))
         yield bad(name, f"a MIXED_CASCADE mixer with mix_shift {mix_shift}, mix_step "
                   f"{mix_step}, mix_bias {mix_bias}, valid CRCs", "§5.4 §6.5",
-                  _edit_frame(base, lambda f, sub=sub: _with_payload(f, sub + sub)),
+                  stage_subframe(4, [dict(taps=1, shift=0, step=1, rule=1)],
+                                 mix_shift=mix_shift, mix_step=mix_step, mix_bias=mix_bias),
                   "FormatError")
     head, blocks, frames = _blocks(base)
     yield bad("block_type_127", "forbidden metadata block type 127", "§4.1",
