@@ -31,18 +31,53 @@ import numpy as np
 import soundfile as sf
 
 from cascade_probe import cascade as float_ols
-from stage_probe import cost, lms
+from stage_probe import _bitlen, cost, lms
 
 FRACTION = 16  # the integer weights' fraction bits
 
 
 @nb.njit(cache=True)
-def _bitlen(x):
-    n = 0
-    while x > 0:
-        n += 1
-        x >>= 1
-    return n
+def _clamp(v, m):
+    return m if v > m else (-m if v < -m else v)
+
+
+@nb.njit(cache=True)
+def _predict_and_learn(x, c, t, start, own, cross, forget, shift, v, w, R, b):
+    """Channel c's residual at t under the weights w; then R and b take sample t (64-bit
+    integers, inputs shifted right by ``shift``, forgetting by R -= R >> forget)."""
+    for j in range(own):
+        v[j] = x[t - 1 - j, c] if t - 1 - j >= start else 0
+    if c == 1:
+        for j in range(cross):
+            v[own + j] = x[t - j, 0] if t - j >= start else 0
+    acc = 0
+    for j in range(len(v)):
+        acc += w[j] * v[j]
+    residual = x[t, c] - (acc >> FRACTION)
+    y = x[t, c] >> shift
+    for i in range(len(v)):
+        vi = v[i] >> shift
+        b[i] += vi * y - (b[i] >> forget)
+        for j in range(i, len(v)):
+            R[i, j] += vi * (v[j] >> shift) - (R[i, j] >> forget)
+    return residual
+
+
+@nb.njit(cache=True)
+def _normalised(R, b, A, rhs):
+    """A (whole, symmetric) and rhs: R and b shifted so that R's largest diagonal entry has
+    30 bits. False if R is zero (nothing to solve)."""
+    top = 0
+    for i in range(len(b)):
+        top = max(top, R[i, i])
+    if top == 0:
+        return False
+    g = max(0, _bitlen(top) - 30)
+    for i in range(len(b)):
+        rhs[i] = b[i] >> g
+        for j in range(i, len(b)):
+            A[i, j] = A[j, i] = R[i, j] >> g
+    return True
 
 
 @nb.njit(cache=True)
@@ -65,42 +100,17 @@ def integer_ols(x, c, own, cross, forget, sweeps, ridge, shift, frame):
             b[:] = 0
             w[:] = 0
             start = t
-        for j in range(own):
-            v[j] = x[t - 1 - j, c] if t - 1 - j >= start else 0
-        if c == 1:
-            for j in range(cross):
-                v[own + j] = x[t - j, 0] if t - j >= start else 0
-        acc = 0
-        for j in range(taps):
-            acc += w[j] * v[j]
-        out[t] = x[t, c] - (acc >> FRACTION)
-        y = x[t, c] >> shift
-        for i in range(taps):
-            vi = v[i] >> shift
-            b[i] += vi * y - (b[i] >> forget)
-            for j in range(i, taps):
-                R[i, j] += vi * (v[j] >> shift) - (R[i, j] >> forget)
-        top = 0
-        for i in range(taps):
-            top = max(top, R[i, i])
-        g = max(0, _bitlen(top) - 30)
-        for i in range(taps):
-            rhs[i] = b[i] >> g
-            for j in range(i, taps):
-                A[i, j] = A[j, i] = R[i, j] >> g
+        out[t] = _predict_and_learn(x, c, t, start, own, cross, forget, shift, v, w, R, b)
+        if not _normalised(R, b, A, rhs):
+            continue
         for _ in range(sweeps):
             for i in range(taps):
                 acc = 0
                 for j in range(taps):
                     acc += A[i, j] * w[j]
                 w[i] += ((rhs[i] << FRACTION) - acc) // (A[i, i] + (A[i, i] >> ridge) + 1)
-                w[i] = max(-limit, min(limit, w[i]))
+                w[i] = _clamp(w[i], limit)
     return out
-
-
-@nb.njit(cache=True)
-def _clamp(v, m):
-    return m if v > m else (-m if v < -m else v)
 
 
 @nb.njit(cache=True)
@@ -127,33 +137,10 @@ def integer_ols_ldl(x, c, own, cross, forget, every, ridge, shift, frame, fracti
             b[:] = 0
             w[:] = 0
             start = t
-        for j in range(own):
-            v[j] = x[t - 1 - j, c] if t - 1 - j >= start else 0
-        if c == 1:
-            for j in range(cross):
-                v[own + j] = x[t - j, 0] if t - j >= start else 0
-        acc = 0
-        for j in range(taps):
-            acc += w[j] * v[j]
-        out[t] = x[t, c] - (acc >> FRACTION)
-        y = x[t, c] >> shift
-        for i in range(taps):
-            vi = v[i] >> shift
-            b[i] += vi * y - (b[i] >> forget)
-            for j in range(i, taps):
-                R[i, j] += vi * (v[j] >> shift) - (R[i, j] >> forget)
-        if t % every != every - 1:
+        out[t] = _predict_and_learn(x, c, t, start, own, cross, forget, shift, v, w, R, b)
+        if t % every != every - 1 or not _normalised(R, b, A, rhs):
             continue
-        top = 0
         for i in range(taps):
-            top = max(top, R[i, i])
-        if top == 0:
-            continue
-        g = max(0, _bitlen(top) - 30)
-        for i in range(taps):
-            rhs[i] = b[i] >> g
-            for j in range(i, taps):
-                A[j, i] = R[i, j] >> g
             A[i, i] += (A[i, i] >> ridge) + 1
         for j in range(taps):
             for k in range(j):
