@@ -1670,36 +1670,31 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             }
             p[k] = sum >> s->shift;
         }
-        int64_t v;
+        /* what the LPC residual r loses to the predictions: the mixer's weighting of them
+         * (§6.5), or their sum (§6.4); the stage signals u then follow from r either way */
+        int64_t q[MAX_CASCADE_STAGES + 1], total;
         if (mix) {
-            int64_t q[MAX_CASCADE_STAGES + 1], acc;
-            q[0] = clamp_to(pc, MIX_INPUT_MAX);
-            acc = mw[0] * q[0];
-            for (int k = 0; k < stages; k++) {
-                q[k + 1] = clamp_to(p[k], MIX_INPUT_MAX);
-                acc += mw[k + 1] * q[k + 1];
+            int64_t acc = 0;
+            for (int j = 0; j <= stages; j++) {
+                q[j] = clamp_to(j ? p[j - 1] : pc, MIX_INPUT_MAX);
+                acc += mw[j] * q[j];
             }
             if (mix[2]) acc += bias_weight << (mix[2] - 1);
-            const int64_t mixed = acc >> mix[0];
-            const int64_t r = inverse ? buf[t] + mixed : buf[t];
-            const int64_t e = r - mixed;
-            buf[t] = inverse ? r : e;
-            v = r - pc;
-            u[0] = v;
-            for (int k = 0; k < stages; k++) u[k + 1] = u[k] - p[k];
+            total = acc >> mix[0];
+        } else {
+            total = pc;
+            for (int k = 0; k < stages; k++) total += p[k];
+        }
+        const int64_t r = inverse ? buf[t] + total : buf[t];
+        const int64_t e = r - total;
+        buf[t] = inverse ? r : e;
+        const int64_t v = r - pc;
+        u[0] = v;
+        for (int k = 0; k < stages; k++) u[k + 1] = u[k] - p[k];
+        if (mix) {
             const int64_t delta = mix[1] * sign64(e);
             for (int j = 0; j <= stages; j++) mw[j] += delta * sign64(q[j]);
             bias_weight += delta;  /* unused when mix_bias is 0 */
-        } else if (!inverse) {
-            v = buf[t] - pc;
-            u[0] = v;
-            for (int k = 0; k < stages; k++) u[k + 1] = u[k] - p[k];
-            buf[t] = u[stages];
-        } else {
-            u[stages] = buf[t];
-            for (int k = stages - 1; k >= 0; k--) u[k] = u[k + 1] + p[k];
-            v = u[0];
-            buf[t] = v + pc;
         }
         const int32_t delta = cross_step * sign64(v);  /* 0 leaves the weights: no branch */
         for (int j = 0; j < reach; j++) cw[j] += delta * cross_sign[t - j];
