@@ -827,8 +827,9 @@ class StreamDecoder:
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§7.5")
                 if kind in _CASCADE_BODIES:
-                    kernels.cascade(x, cross, _cascade_params(body, where), True,
-                                    _mix_params(body, where))
+                    mix = (_mix_params(body, where) if kind == SubframeType.MIXED_CASCADE
+                           else None)
+                    kernels.cascade(x, cross, _cascade_params(body, where), True, mix)
                 residual = x[:]  # a copy: the next subframe's cross input (§6.4, §8.3)
                 bad = kernels.lpc_restore(x, coefs, order, shift, lo, hi)
             if bad >= 0:
@@ -893,10 +894,8 @@ def _cascade_params(body, where: dict) -> array:
     return array("i", fields)
 
 
-def _mix_params(body, where: dict) -> tuple[int, int, int] | None:
-    """A MIXED_CASCADE body's mixer (§6.5), checked; None for CASCADE."""
-    if "mix_shift" not in body:
-        return None
+def _mix_params(body, where: dict) -> tuple[int, int, int]:
+    """A MIXED_CASCADE body's mixer (§6.5), checked."""
     mix = body["mix_shift"], body["mix_step"], body["mix_bias"]
     if mix[0] > MAX_MIX_SHIFT or mix[1] > MAX_MIX_STEP or mix[2] > MAX_MIX_BIAS:
         raise FormatError(f"mixer out of range: mix_shift {mix[0]}, mix_step {mix[1]}, "
