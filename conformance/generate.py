@@ -43,7 +43,7 @@ class _Pipe(io.RawIOBase):
 
 def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None,
             streaming=False, model=None, embed_model=None, lossy=None, cascade=True,
-            mix=True, require=None):
+            mix=True, ols_scales=None, require=None):
     from dataclasses import replace
 
     from vaelac.encoder import LEVELS, StreamEncoder
@@ -57,6 +57,8 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None
         chosen = replace(chosen, cascades=(), frame_scales=(1,))
     if not mix:  # the stage sets without §6.5's mixer: CASCADE subframes (§6.4)
         chosen = replace(chosen, cascades=tuple(replace(c, mix=None) for c in chosen.cascades))
+    if ols_scales is not None:  # OLS_CASCADE options (§6.6) in frames of these scales
+        chosen = replace(chosen, ols_frame_scales=ols_scales)
     key = level if chosen == base else 1000
     LEVELS[key] = chosen
     try:
@@ -194,6 +196,15 @@ def build_vectors():
     yield ok("subset", "subframe_mixed_cascade_stereo", "MIXED_CASCADE subframes with the cross "
              "stage, 24-bit", "§5.4 §6.4 §6.5", demo << 8, demo_rate, 24, level=8, mode=0,
              frame_length=16384, require=4)
+    # the first half second of the demo: the least-squares predictor wins its first frame
+    opening, _ = _demo(0.5, 0.0)
+    yield ok("subset", "subframe_ols_cascade", "OLS_CASCADE subframes, no cross input",
+             "§5.4 §6.5 §6.6", opening[:, :1], demo_rate, 16, level=8, frame_length=16384,
+             ols_scales=(4,), require=5)
+    yield ok("subset", "subframe_ols_cascade_stereo", "OLS_CASCADE subframes with the previous "
+             "channel's values as inputs, 24-bit with 8 wasted bits", "§5.4 §6.2 §6.5 §6.6",
+             opening << 8, demo_rate, 24, level=8, mode=0, frame_length=16384,
+             ols_scales=(4,), require=5)
     for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
         yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
                  signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)
@@ -251,8 +262,8 @@ def build_vectors():
     md5_bad[38] ^= 0xFF
     yield bad("pcm_md5", "STREAMINFO MD5 does not match the audio", "§4.2", bytes(md5_bad),
               "IntegrityError")
-    yield bad("subframe_reserved", "reserved subframe type 5", "§5.3",
-              _edit_frame(base, lambda f: f[:14] + b"\x05" + f[15:]), "UnsupportedError")
+    yield bad("subframe_reserved", "reserved subframe type 6", "§5.3",
+              _edit_frame(base, lambda f: f[:14] + b"\x06" + f[15:]), "UnsupportedError")
     yield bad("subframe_model_reserved", "reserved model-conditioned subframe type 66", "§5.3",
               _edit_frame(base, lambda f: f[:14] + b"\x42" + f[15:]), "UnsupportedError")
     yield bad("model_subframe_without_ref", "a MODEL_PREDICTED subframe, no MODEL_REF", "§8.1",
@@ -312,6 +323,24 @@ def build_vectors():
                   stage_subframe(4, [dict(taps=1, shift=0, step=1, rule=1)],
                                  mix_shift=mix_shift, mix_step=mix_step, mix_bias=mix_bias),
                   "FormatError")
+    def ols_subframe(**fields):
+        """An OLS_CASCADE subframe of 512 zero residuals, twice in a frame's payload."""
+        body = dict(initial_mean_log2=0, ols_taps=1, ols_cross_taps=0, ols_scale=0,
+                    ols_forget=9, ols_ridge=27, ols_interval_log2=4, cross_taps=0,
+                    cross_shift=0, cross_step=0, stage_count=0, stages=[], mix_shift=0,
+                    mix_step=0, mix_bias=0, data_length=len(silent), data=silent)
+        sub = g.Subframe.build(dict(subframe_type=5, wasted_bits=0, body={**body, **fields}))
+        return _edit_frame(base, lambda f: _with_payload(f, sub + sub))
+
+    for name, fields in (("ols_taps_0", dict(ols_taps=0)),
+                         ("ols_taps_33", dict(ols_taps=17, ols_cross_taps=16)),
+                         ("ols_scale_25", dict(ols_scale=25)),
+                         ("ols_forget_14", dict(ols_forget=14)),
+                         ("ols_ridge_0", dict(ols_ridge=0)),
+                         ("ols_interval_log2_2", dict(ols_interval_log2=2))):
+        what = ", ".join(f"{k} {v}" for k, v in fields.items())
+        yield bad(name, f"an OLS_CASCADE predictor with {what}, valid CRCs", "§5.4 §6.6",
+                  ols_subframe(**fields), "FormatError")
     head, blocks, frames = _blocks(base)
     yield bad("block_type_127", "forbidden metadata block type 127", "§4.1",
               _join(head, blocks[:1] + [(127, b"")] + blocks[1:], frames), "FormatError")

@@ -1839,6 +1839,207 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* --------------------------------------- OLS_CASCADE's predictor (§6.6) -- */
+
+#define MAX_OLS_TAPS 32
+#define MAX_OLS_SCALE 24
+#define OLS_INPUT_MAX ((int64_t)1 << 24)
+#define MAX_OLS_FORGET 13
+#define MAX_OLS_RIDGE 62
+#define MIN_OLS_INTERVAL_LOG2 3
+#define MAX_OLS_INTERVAL_LOG2 10
+#define OLS_MANTISSA_BITS 31
+#define OLS_WEIGHT_FRACTION 24
+#define OLS_WEIGHT_MAX ((int64_t)1 << 30)
+#define OLS_L_MAX_LOG2 32
+#define SF_M OLS_MANTISSA_BITS
+
+/* §6.6's soft float: m * 2**e, m = 0 or 2**30 <= |m| < 2**31. Every product of two mantissas
+ * fits in 63 bits; exponents stay far inside int64 (§6.6's bounds). */
+typedef struct { int64_t m, e; } SoftFloat;
+
+static inline uint64_t magnitude64(int64_t v) { return v < 0 ? -(uint64_t)v : (uint64_t)v; }
+
+static inline int64_t with_sign(uint64_t a, int64_t like) {
+    return like < 0 ? -(int64_t)a : (int64_t)a;
+}
+
+/* F(m, e): the magnitude of m truncated (or shifted up) to SF_M bits */
+static inline SoftFloat sf_norm(int64_t m, int64_t e) {
+    if (m == 0) return (SoftFloat){0, 0};
+    uint64_t a = magnitude64(m);
+    const int s = bitlen64(a) - SF_M;
+    a = s > 0 ? a >> s : a << -s;
+    return (SoftFloat){with_sign(a, m), e + s};
+}
+
+static inline SoftFloat sf_mul(SoftFloat a, SoftFloat b) { return sf_norm(a.m * b.m, a.e + b.e); }
+
+/* m * 2**(SF_M - d), the magnitude truncated: an operand d binary places below the other */
+static inline int64_t sf_aligned(int64_t m, int64_t d) {
+    if (d <= SF_M) return m * ((int64_t)1 << (SF_M - d));
+    if (d > 2 * SF_M) return 0;
+    return with_sign(magnitude64(m) >> (d - SF_M), m);
+}
+
+static inline SoftFloat sf_sub(SoftFloat a, SoftFloat b) {
+    if (b.m == 0) return a;
+    if (a.m == 0) return (SoftFloat){-b.m, b.e};
+    if (a.e >= b.e) return sf_norm(a.m * ((int64_t)1 << SF_M) - sf_aligned(b.m, a.e - b.e), a.e - SF_M);
+    return sf_norm(sf_aligned(a.m, b.e - a.e) - b.m * ((int64_t)1 << SF_M), b.e - SF_M);
+}
+
+static inline SoftFloat sf_div(SoftFloat a, SoftFloat b) {  /* b > 0 */
+    SoftFloat q = sf_norm((int64_t)((magnitude64(a.m) << SF_M) / (uint64_t)b.m), a.e - b.e - SF_M);
+    q.m = with_sign((uint64_t)q.m, a.m);
+    return q;
+}
+
+/* a * 2**24 truncated, clamped to +-2**30: a weight */
+static inline int64_t sf_weight(SoftFloat a) {
+    if (a.m == 0) return 0;
+    const int64_t s = a.e + OLS_WEIGHT_FRACTION;
+    const uint64_t mag = magnitude64(a.m);
+    uint64_t v = s > 62 - SF_M ? (uint64_t)OLS_WEIGHT_MAX : s >= 0 ? mag << s : s > -63 ? mag >> -s : 0;
+    if (v > (uint64_t)OLS_WEIGHT_MAX) v = OLS_WEIGHT_MAX;
+    return with_sign(v, a.m);
+}
+
+static inline int sf_at_least(SoftFloat a, int log2) {  /* |a| >= 2**log2 */
+    return a.m != 0 && bitlen64(magnitude64(a.m)) + a.e > log2;
+}
+
+/* §6.6's solve of (R + ridge) x = b, R upper-triangular in rows of n; the weights into w, or 0
+ * (w untouched) when the solve is abandoned. */
+static int ols_solve(const int64_t *R, const int64_t *b, int n, int ridge, int64_t *w) {
+    SoftFloat L[MAX_OLS_TAPS][MAX_OLS_TAPS], d[MAX_OLS_TAPS], ld[MAX_OLS_TAPS], z[MAX_OLS_TAPS];
+    for (int j = 0; j < n; j++) {
+        const int64_t rjj = R[j * n + j];
+        SoftFloat dj = sf_norm(rjj + (rjj >> ridge) + 1, 0);
+        for (int m = 0; m < j; m++) {
+            ld[m] = sf_mul(L[j][m], d[m]);
+            dj = sf_sub(dj, sf_mul(L[j][m], ld[m]));
+        }
+        if (dj.m <= 0 || !sf_at_least(dj, 0)) return 0;
+        d[j] = dj;
+        for (int i = j + 1; i < n; i++) {
+            SoftFloat acc = sf_norm(R[j * n + i], 0);
+            for (int m = 0; m < j; m++) acc = sf_sub(acc, sf_mul(L[i][m], ld[m]));
+            L[i][j] = sf_div(acc, dj);
+            if (sf_at_least(L[i][j], OLS_L_MAX_LOG2)) return 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        SoftFloat acc = sf_norm(b[i], 0);
+        for (int m = 0; m < i; m++) acc = sf_sub(acc, sf_mul(L[i][m], z[m]));
+        z[i] = acc;
+    }
+    SoftFloat x[MAX_OLS_TAPS];
+    for (int i = n - 1; i >= 0; i--) {
+        SoftFloat acc = sf_div(z[i], d[i]);
+        for (int m = i + 1; m < n; m++) acc = sf_sub(acc, sf_mul(L[m][i], x[m]));
+        x[i] = acc;
+    }
+    for (int i = 0; i < n; i++) w[i] = sf_weight(x[i]);
+    return 1;
+}
+
+static inline int64_t ols_input(int64_t x, int scale) {
+    return clamp_to(x * ((int64_t)1 << scale), OLS_INPUT_MAX);
+}
+
+/* One subframe through §6.6, in place (forward: values to residuals; inverse: back, checked
+ * against [lo, hi]). own, cross: the clamped inputs, each with MAX_OLS_TAPS zeros before
+ * index 0; cross is all zero without a previous subframe. Returns the first bad index or -1. */
+static Py_ssize_t ols_run(int64_t *buf, int64_t *own, const int64_t *cross, Py_ssize_t count,
+                          const int32_t *q, int inverse, int64_t lo, int64_t hi, int64_t *R) {
+    const int taps = q[0], cross_taps = q[1], scale = q[2], forget = q[3], ridge = q[4];
+    const int n = taps + cross_taps;
+    const Py_ssize_t interval_mask = ((Py_ssize_t)1 << q[5]) - 1;
+    const int out_shift = OLS_WEIGHT_FRACTION + scale;
+    const int64_t half = (int64_t)1 << (out_shift - 1);
+    int64_t w[MAX_OLS_TAPS] = {0}, b[MAX_OLS_TAPS] = {0}, v[MAX_OLS_TAPS];
+    for (Py_ssize_t t = 0; t < count; t++) {
+        for (int j = 0; j < taps; j++) v[j] = own[t - 1 - j];
+        for (int j = 0; j < cross_taps; j++) v[taps + j] = cross[t - j];
+        int64_t acc = 0;
+        for (int j = 0; j < n; j++) acc += w[j] * v[j];
+        const int64_t pred = (acc + half) >> out_shift;
+        int64_t value;
+        if (inverse) {
+            value = buf[t] + pred;
+            if (value < lo || value > hi) return t;
+            buf[t] = value;
+        } else {
+            value = buf[t];
+            buf[t] = value - pred;
+        }
+        const int64_t y = own[t] = ols_input(value, scale);
+        for (int i = 0; i < n; i++) {
+            const int64_t vi = v[i];
+            int64_t *row = R + (Py_ssize_t)i * n;
+            b[i] += vi * y - (b[i] >> forget);
+            for (int j = i; j < n; j++) row[j] += vi * v[j] - (row[j] >> forget);
+        }
+        if ((t & interval_mask) == interval_mask) ols_solve(R, b, n, ridge, w);
+    }
+    return -1;
+}
+
+/* ols(buf, cross, params, inverse, lo, hi) -> first bad index or -1: params = (ols_taps,
+ * ols_cross_taps, ols_scale, ols_forget, ols_ridge, ols_interval_log2) as int32; buf int64 in
+ * place; cross the previous subframe's int64 values (same length) or None. */
+static PyObject *ols(PyObject *self, PyObject *args) {
+    PyObject *b_obj, *c_obj, *p_obj;
+    int inverse;
+    long long lo = 0, hi = 0;
+    if (!PyArg_ParseTuple(args, "OOOp|LL", &b_obj, &c_obj, &p_obj, &inverse, &lo, &hi))
+        return NULL;
+    Py_buffer b, c, p;
+    if (get_buffer(b_obj, &b, 1, 8, "buf") < 0) return NULL;
+    const int have_cross = c_obj != Py_None;
+    if (have_cross && get_buffer(c_obj, &c, 0, 8, "cross") < 0) {
+        PyBuffer_Release(&b); return NULL;
+    }
+    if (get_buffer(p_obj, &p, 0, 4, "params") < 0) {
+        PyBuffer_Release(&b); if (have_cross) PyBuffer_Release(&c); return NULL;
+    }
+    const int32_t *q = p.buf;
+    const Py_ssize_t n = b.len / 8;
+    const int ok = p.len == 6 * 4 && n <= MAX_CASCADE_SAMPLES && (!have_cross || c.len == b.len)
+                   && q[0] >= 1 && q[1] >= 0 && q[0] + q[1] <= MAX_OLS_TAPS
+                   && q[2] >= 0 && q[2] <= MAX_OLS_SCALE && q[3] >= 1 && q[3] <= MAX_OLS_FORGET
+                   && q[4] >= 1 && q[4] <= MAX_OLS_RIDGE && q[5] >= MIN_OLS_INTERVAL_LOG2
+                   && q[5] <= MAX_OLS_INTERVAL_LOG2;
+    Py_ssize_t bad = -1;
+    int no_memory = 0;
+    if (ok) {
+        const int taps = q[0] + q[1];
+        int64_t *memory = calloc(2 * (n + MAX_OLS_TAPS) + (Py_ssize_t)taps * taps, sizeof(int64_t));
+        no_memory = memory == NULL;
+        if (memory) {
+            int64_t *own = memory + MAX_OLS_TAPS, *cross = own + n + MAX_OLS_TAPS;
+            int64_t *R = cross + n;
+            Py_BEGIN_ALLOW_THREADS
+            if (have_cross) {
+                const int64_t *values = c.buf;
+                for (Py_ssize_t t = 0; t < n; t++) cross[t] = ols_input(values[t], q[2]);
+            }
+            bad = ols_run(b.buf, own, cross, n, q, inverse, lo, hi, R);
+            Py_END_ALLOW_THREADS
+            free(memory);
+        }
+    }
+    PyBuffer_Release(&b); PyBuffer_Release(&p);
+    if (have_cross) PyBuffer_Release(&c);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "ols: parameters out of range (§6.6)");
+        return NULL;
+    }
+    if (no_memory) return PyErr_NoMemory();
+    return PyLong_FromSsize_t(bad);
+}
+
 /* ---------------------------------------------------- frame assembly -- */
 
 /* Left and right from the two coded channels (§6.1); the spec's channel_mode values. */
@@ -1963,6 +2164,8 @@ static PyMethodDef methods[] = {
      "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
     {"cascade", cascade, METH_VARARGS,
      "cascade(buf, cross, params, inverse, mix=None): the adaptive stages of 6.4 (and the mixer of 6.5), in place."},
+    {"ols", ols, METH_VARARGS,
+     "ols(buf, cross, params, inverse, lo=0, hi=0) -> first bad index or -1: the least-squares predictor of 6.6."},
     {"affine", affine, METH_VARARGS,
      "affine(weights, x, biases, out): out = biases + weights @ x, int16/int64/int32 (8.3)."},
     {"frame_pcm", frame_pcm, METH_VARARGS,

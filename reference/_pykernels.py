@@ -9,13 +9,14 @@ from ._bitpack import unpack_small
 from .spec.constants import (ACTIVATION_MAX, ADAPT_SHIFT, CASCADE_HISTORY_MAX,
                              DIFFERENCE_FEATURE_SHIFT, FEATURE_CLAMP, FEATURE_MAX, MAX_COEF_BITS,
                              MAX_LPC_SHIFT, MAX_RESIDUAL_BITLEN, MIX_INPUT_MAX, NUM_CONTEXTS,
-                             OUTPUT_MAX,
+                             OLS_INPUT_MAX, OLS_L_MAX_LOG2, OLS_MANTISSA_BITS,
+                             OLS_WEIGHT_FRACTION, OLS_WEIGHT_MAX, OUTPUT_MAX,
                              OUTPUT_UNIT_SHIFT, PRIOR_MIN, PRIOR_TOP, PROB_BITS, PROB_INIT,
                              RANGE_TOP, RESIDUAL_FEATURE_SHIFT, SCALE_STAT_SHIFT, STAT_SHIFT)
 
 __all__ = ["lpc_residual", "lpc_restore", "unpack_signed", "rc_encode", "rc_decode", "rc_cost",
            "model_features", "model_residual", "model_restore", "quantize", "frame_pcm", "affine",
-           "cascade"]
+           "cascade", "ols"]
 
 _PROB_ONE = 1 << PROB_BITS
 _MASK32 = 0xFFFFFFFF
@@ -140,6 +141,140 @@ def cascade(buf, cross, params, inverse, mix=None):
                     if older < taps:
                         updates[k][older] >>= 1
                 mean[k] += (a - mean[k]) >> 4
+
+
+# §6.6's soft float: a pair (m, e) worth m * 2**e, with m = 0 or 2**30 <= |m| < 2**31.
+_M = OLS_MANTISSA_BITS
+
+
+def _sf(m, e):
+    """F(m, e): the magnitude of m truncated (or shifted up) to _M bits."""
+    if m == 0:
+        return 0, 0
+    a = abs(m)
+    s = a.bit_length() - _M
+    a = a >> s if s > 0 else a << -s
+    return (-a if m < 0 else a), e + s
+
+
+def _sf_mul(a, b):
+    return _sf(a[0] * b[0], a[1] + b[1])
+
+
+def _sf_aligned(m, d):
+    """m * 2**(_M - d), its magnitude truncated."""
+    if d <= _M:
+        return m << (_M - d)
+    a = abs(m) >> (d - _M) if d <= 2 * _M else 0
+    return -a if m < 0 else a
+
+
+def _sf_sub(a, b):
+    if b[0] == 0:
+        return a
+    if a[0] == 0:
+        return -b[0], b[1]
+    if a[1] >= b[1]:
+        return _sf((a[0] << _M) - _sf_aligned(b[0], a[1] - b[1]), a[1] - _M)
+    return _sf(_sf_aligned(a[0], b[1] - a[1]) - (b[0] << _M), b[1] - _M)
+
+
+def _sf_div(a, b):  # b > 0
+    m, e = _sf((abs(a[0]) << _M) // b[0], a[1] - b[1] - _M)
+    return (-m if a[0] < 0 else m), e
+
+
+def _sf_weight(a):
+    """The weight of §6.6: a * 2**24 truncated, clamped to +-2**30."""
+    m, e = a
+    s = e + OLS_WEIGHT_FRACTION
+    if m == 0:
+        return 0
+    if s > 62 - _M:
+        magnitude = OLS_WEIGHT_MAX
+    else:
+        magnitude = min(OLS_WEIGHT_MAX, abs(m) << s if s >= 0 else abs(m) >> -s)
+    return -magnitude if m < 0 else magnitude
+
+
+def _ols_solve(R, b, ridge):
+    """§6.6's solve: L·D·Lᵀ of R plus the ridge, then the two substitutions; the weights, or
+    None when the solve is abandoned."""
+    n = len(b)
+    L = [[(0, 0)] * n for _ in range(n)]
+    d = [(0, 0)] * n
+    for j in range(n):
+        ld = [_sf_mul(L[j][m], d[m]) for m in range(j)]
+        dj = _sf(R[j][j] + (R[j][j] >> ridge) + 1, 0)
+        for m in range(j):
+            dj = _sf_sub(dj, _sf_mul(L[j][m], ld[m]))
+        if dj[0] <= 0 or dj[0].bit_length() + dj[1] <= 0:
+            return None
+        d[j] = dj
+        for i in range(j + 1, n):
+            acc = _sf(R[j][i], 0)
+            for m in range(j):
+                acc = _sf_sub(acc, _sf_mul(L[i][m], ld[m]))
+            L[i][j] = _sf_div(acc, dj)
+            if L[i][j][0] and abs(L[i][j][0]).bit_length() + L[i][j][1] > OLS_L_MAX_LOG2:
+                return None
+    z = []
+    for i in range(n):
+        acc = _sf(b[i], 0)
+        for m in range(i):
+            acc = _sf_sub(acc, _sf_mul(L[i][m], z[m]))
+        z.append(acc)
+    x = [(0, 0)] * n
+    for i in range(n - 1, -1, -1):
+        acc = _sf_div(z[i], d[i])
+        for m in range(i + 1, n):
+            acc = _sf_sub(acc, _sf_mul(L[m][i], x[m]))
+        x[i] = acc
+    return [_sf_weight(v) for v in x]
+
+
+def ols(buf, cross, params, inverse, lo=0, hi=0):
+    """The least-squares predictor of §6.6 over one subframe, in place: forward turns values
+    into residuals, inverse residuals into values, checked against [lo, hi]. params =
+    (ols_taps, ols_cross_taps, ols_scale, ols_forget, ols_ridge, ols_interval_log2); cross is
+    the previous subframe's values, or None (inputs 0). Returns the index of the first value
+    outside [lo, hi] (inverse only), or -1."""
+    taps, cross_taps, scale, forget, ridge, interval_log2 = (int(x) for x in params)
+    n = taps + cross_taps
+    interval = 1 << interval_log2
+
+    def clamp_in(x):
+        return max(-OLS_INPUT_MAX, min(OLS_INPUT_MAX, x << scale))
+
+    R = [[0] * n for _ in range(n)]  # only R[i][j], i <= j, is used
+    b = [0] * n
+    w = [0] * n
+    s = []  # the values so far
+    for t in range(len(buf)):
+        v = [clamp_in(s[t - 1 - j]) if t - 1 - j >= 0 else 0 for j in range(taps)]
+        v += [clamp_in(int(cross[t - j])) if cross is not None and t - j >= 0 else 0
+              for j in range(cross_taps)]
+        acc = sum(wj * vj for wj, vj in zip(w, v))
+        pred = (acc + (1 << (OLS_WEIGHT_FRACTION - 1 + scale))) >> (OLS_WEIGHT_FRACTION + scale)
+        if inverse:
+            value = int(buf[t]) + pred
+            if value < lo or value > hi:
+                return t
+            buf[t] = value
+        else:
+            value = int(buf[t])
+            buf[t] = value - pred
+        s.append(value)
+        y = clamp_in(value)
+        for i in range(n):
+            b[i] += v[i] * y - (b[i] >> forget)
+            for j in range(i, n):
+                R[i][j] += v[i] * v[j] - (R[i][j] >> forget)
+        if (t + 1) % interval == 0:
+            solved = _ols_solve(R, b, ridge)
+            if solved is not None:
+                w = solved
+    return -1
 
 
 def affine(weights, x, biases, out):

@@ -34,8 +34,9 @@ from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER
                              MAX_CROSS_TAPS,
                              FRAME_SYNC, MAX_BITS_PER_SAMPLE, MAX_COEF_BITS, MAX_FRAME_LENGTH,
                              MAX_INITIAL_MEAN_LOG2, MAX_LPC_ORDER, MAX_LPC_SHIFT,
-                             MAX_MIX_BIAS, MAX_MIX_SHIFT, MAX_MIX_STEP,
-                             MAX_WASTED_BITS, MIN_FRAME_LENGTH,
+                             MAX_MIX_BIAS, MAX_MIX_SHIFT, MAX_MIX_STEP, MAX_OLS_FORGET,
+                             MAX_OLS_INTERVAL_LOG2, MAX_OLS_RIDGE, MAX_OLS_SCALE, MAX_OLS_TAPS,
+                             MAX_WASTED_BITS, MIN_FRAME_LENGTH, MIN_OLS_INTERVAL_LOG2,
                              MODEL_SUBFRAME_TYPES,
                              PCM_MD5_UNKNOWN, SIGNATURE, STREAMINFO_FLAGS_DEFINED,
                              STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
@@ -747,7 +748,8 @@ class StreamDecoder:
             sub = _parse_subframe(stream, where)
             types.append(kind)
             bits = info.bits_per_sample + (1 if c == side else 0)
-            x, cross = self._decode_subframe(sub, bits, count, where, cross)
+            x, cross = self._decode_subframe(sub, bits, count, where, cross,
+                                             out[-1] if out else None)
             out.append(x)
             shifts.append(sub["wasted_bits"])
         if stream.tell() != len(payload):
@@ -757,10 +759,12 @@ class StreamDecoder:
         return out, shifts, types
 
     def _decode_subframe(self, sub, bits: int, count: int, where: dict,
-                         cross: array | None) -> tuple[array, array | None]:
+                         cross: array | None, previous: array | None
+                         ) -> tuple[array, array | None]:
         """One channel's int64 values before the wasted-bits shift (frame_pcm applies it), and
         the next subframe's cross input (§6.4, §8.3): this one's LPC residual if it is
-        predicted, else None."""
+        predicted (for OLS_CASCADE its least-squares residual), else None. ``previous``: the
+        values of the subframe before, the cross input of §6.6."""
         wasted = sub["wasted_bits"]
         if wasted > MAX_WASTED_BITS or wasted >= bits:
             raise FormatError(f"wasted_bits {wasted} must be below the channel's {bits} bits",
@@ -790,6 +794,8 @@ class StreamDecoder:
                              .astype("=i8").tobytes()), None
             except FormatError as exc:
                 raise FormatError(str(exc), **where) from None
+        if kind == SubframeType.OLS_CASCADE:
+            return self._decode_ols_cascade(body, count, where, width, cross, previous)
         if kind == SubframeType.VERBATIM:
             expected = packed_size(count, width)
             if body["data_length"] != expected:
@@ -837,6 +843,27 @@ class StreamDecoder:
                                      **where, section="§6.3")
             return x, residual
         return x, None
+
+    @staticmethod
+    def _decode_ols_cascade(body, count: int, where: dict, width: int,
+                            cross: array | None, previous: array | None) -> tuple[array, array]:
+        """An OLS_CASCADE subframe (§6.6): every field checked before the data is decoded."""
+        ols = _ols_params(body, where)
+        stages, mix = _cascade_params(body, where), _mix_params(body, where)
+        if body["initial_mean_log2"] > MAX_INITIAL_MEAN_LOG2:
+            raise FormatError(f"initial_mean_log2 {body['initial_mean_log2']} exceeds "
+                              f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
+        x = array("q", bytes(8 * count))
+        status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
+        if status:
+            raise FormatError(_RC_STATUS[status], **where, section="§7.5")
+        kernels.cascade(x, cross, stages, True, mix)
+        residual = x[:]  # a copy: the next subframe's cross input (§6.4, §8.3)
+        bad = kernels.ols(x, previous, ols, True, -(1 << (width - 1)), (1 << (width - 1)) - 1)
+        if bad >= 0:
+            raise IntegrityError(f"predicted sample {bad} leaves the {width}-bit range", **where,
+                                 section="§6.6")
+        return x, residual
 
     def _need_model(self, where: dict, subframe_type: int) -> None:
         """Resolve the stream's model at its first model-conditioned subframe, and check that
@@ -901,6 +928,21 @@ def _mix_params(body, where: dict) -> tuple[int, int, int]:
         raise FormatError(f"mixer out of range: mix_shift {mix[0]}, mix_step {mix[1]}, "
                           f"mix_bias {mix[2]}", **where, section="§6.5")
     return mix
+
+
+def _ols_params(body, where: dict) -> array:
+    """An OLS_CASCADE body's least-squares predictor (§6.6), checked, as kernels.ols takes it."""
+    fields = [body[name] for name in ("ols_taps", "ols_cross_taps", "ols_scale", "ols_forget",
+                                      "ols_ridge", "ols_interval_log2")]
+    taps, cross_taps, scale, forget, ridge, interval_log2 = fields
+    if not (taps >= 1 and taps + cross_taps <= MAX_OLS_TAPS and scale <= MAX_OLS_SCALE
+            and 1 <= forget <= MAX_OLS_FORGET and 1 <= ridge <= MAX_OLS_RIDGE
+            and MIN_OLS_INTERVAL_LOG2 <= interval_log2 <= MAX_OLS_INTERVAL_LOG2):
+        raise FormatError(f"least-squares predictor out of range: ols_taps {taps}, "
+                          f"ols_cross_taps {cross_taps}, ols_scale {scale}, ols_forget "
+                          f"{forget}, ols_ridge {ridge}, ols_interval_log2 {interval_log2}",
+                          **where, section="§6.6")
+    return array("i", fields)
 
 
 def _parse_subframe(stream: io.BytesIO, where: dict):

@@ -6,6 +6,7 @@ stream says. Output is built through the ``construct`` grammar in :mod:`vaelac.s
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -13,7 +14,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from .spec.constants import (FRAME_SYNC, MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC
                              ChannelMode, ModelKind, SubframeType)
 from .spec.errors import EncodeError
 
-__all__ = ["Level", "CascadeConfig", "LEVELS", "DEFAULT_LEVEL", "StreamEncoder",
+__all__ = ["Level", "CascadeConfig", "OlsConfig", "LEVELS", "DEFAULT_LEVEL", "StreamEncoder",
            "default_frame_length"]
 
 
@@ -77,6 +78,18 @@ class Level:
     # 8x; level 7's 45,102,046 / 44,969,699 / 44,930,935.
     cascades: tuple["CascadeConfig", ...] = ()
     frame_scales: tuple[int, ...] = (1,)
+    # OLS_CASCADE subframes (§6.6) tried with each of these, in frames of the listed multiples
+    # of the default length only (the least-squares solves cost the encoder ~1-4 us a sample).
+    ols: tuple["OlsConfig", ...] = ()
+    ols_frame_scales: tuple[int, ...] = ()
+
+    def for_frame_length(self, frame_length: int, sample_rate: int) -> "Level":
+        """This level as frames of ``frame_length`` are coded: without its OLS_CASCADE
+        options unless that is one of its OLS lengths."""
+        if self.ols and frame_length not in {_scaled_frame_length(sample_rate, scale)
+                                             for scale in self.ols_frame_scales}:
+            return dataclasses.replace(self, ols=(), ols_frame_scales=())
+        return self
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,40 @@ class CascadeConfig:
     def extra_bytes(self) -> int:
         """What a (MIXED_)CASCADE body holds beyond a PREDICTED one."""
         return 4 + 5 * len(self.stages) + (0 if self.mix is None else 3)
+
+
+@dataclass(frozen=True)
+class OlsConfig:
+    """An OLS_CASCADE subframe (§6.6): a least-squares predictor of ``taps`` taps of the
+    channel's past and ``cross_taps`` of the previous subframe's values (its current one
+    included; none for a frame's first subframe), forgetting by 2**-forget, ridge 2**-ridge,
+    solved every 2**interval_log2 samples; then ``stages``' adaptive stages and mixer."""
+
+    taps: int
+    cross_taps: int
+    forget: int
+    ridge: int
+    interval_log2: int
+    stages: CascadeConfig
+
+    def params(self, scale: int, cross: bool) -> np.ndarray:
+        """As kernels.ols takes them, for inputs shifted up by ``scale``."""
+        return np.array((self.taps, self.cross_taps if cross else 0, scale, self.forget,
+                         self.ridge, self.interval_log2), np.int32)
+
+    @staticmethod
+    def body_fields(params: np.ndarray) -> dict:
+        names = ("ols_taps", "ols_cross_taps", "ols_scale", "ols_forget", "ols_ridge",
+                 "ols_interval_log2")
+        return {name: int(value) for name, value in zip(names, params)}
+
+    @property
+    def header_bytes(self) -> int:
+        """The subframe's bytes before its coded data."""
+        return len(grammar.Subframe.build(dict(
+            subframe_type=SubframeType.OLS_CASCADE, wasted_bits=0,
+            body=dict(initial_mean_log2=0, **self.body_fields(self.params(0, True)),
+                      **self.stages.body_fields, data_length=0, data=b""))))
 
 
 # Chosen on 515 subframes of 12 dev-corpus files (20 s each at most: music, 24-bit renders,
@@ -168,12 +215,18 @@ _CASCADE_SEARCHES = (LpcSearch(32, 3, (14,)),)
 _CASCADE_WINDOWS = ("tukey50", "welch")
 
 
-def _cascade_level(*cascades: CascadeConfig, frame_scales=(4, 8)) -> Level:
+def _cascade_level(*cascades: CascadeConfig, frame_scales=(4, 8), ols=(),
+                   ols_frame_scales=()) -> Level:
     return Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
-                 cascades=cascades, frame_scales=frame_scales)
+                 cascades=cascades, frame_scales=frame_scales, ols=ols,
+                 ols_frame_scales=ols_frame_scales)
 
 
 _DEFAULT_SETS = (_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG)
+# Level 8's OLS_CASCADE (§6.6): 12 taps of the channel's past and 12 of the previous channel's
+# values, forgetting 2**-9, ridge 2**-27, a solve every 16 samples, then the long set.
+_OLS_LONG = OlsConfig(taps=12, cross_taps=12, forget=9, ridge=27, interval_log2=4,
+                      stages=_CASCADE_LONG)
 
 
 LEVELS: dict[int, Level] = {
@@ -181,9 +234,14 @@ LEVELS: dict[int, Level] = {
     5: _cascade_level(*_DEFAULT_SETS),
     6: _cascade_level(*_DEFAULT_SETS, frame_scales=(4, 8, 16)),
     7: _cascade_level(*_DEFAULT_SETS, *_CASCADE_STEPS, frame_scales=(4, 8, 16)),
-    8: _cascade_level(*_DEFAULT_SETS, *_CASCADE_STEPS, _CASCADE_LONG4, frame_scales=(4, 8, 16)),
+    8: _cascade_level(*_DEFAULT_SETS, *_CASCADE_STEPS, _CASCADE_LONG4, frame_scales=(4, 8, 16),
+                      ols=(_OLS_LONG,), ols_frame_scales=(8,)),
 }
 DEFAULT_LEVEL = 5
+
+
+def _scaled_frame_length(sample_rate: int, scale: int) -> int:
+    return min(MAX_FRAME_LENGTH, default_frame_length(sample_rate) * scale)
 
 
 def default_frame_length(sample_rate: int) -> int:
@@ -213,6 +271,7 @@ def _mean_log2(residual: np.ndarray) -> int:
 
 
 _SUBFRAME_HEAD_BYTES = 2  # subframe_type, wasted_bits
+_OLS_INPUT_BITS = 24  # OLS_CASCADE's inputs are shifted up to at most this many bits (§6.6)
 # The coefficient precision the order estimate charges, the same at every level so that the
 # levels' searches rank orders alike (they are nested, see Level).
 _ESTIMATE_COEF_BITS = 14
@@ -242,6 +301,7 @@ class _ChannelAnalysis:
         self.xs = x >> self.wasted if self.wasted else x
         self.width = bits - self.wasted
         self.candidates: list[tuple[float, int, str]] = []  # (estimate, order, window)
+        self._bests: list[_Predicted] | None = None  # predicted_bests(), once
         self.est_bits = 0.0
         if self.constant or n < 2:
             self.est_bits = 64.0 if self.constant else n * self.width
@@ -301,67 +361,128 @@ class _ChannelAnalysis:
                 bests.append(best)
         return bests
 
-    def encode(self, model: Model | None = None, cross: np.ndarray | None = None
+    def encode(self, model: Model | None = None, cross: np.ndarray | None = None,
+               previous: "_ChannelAnalysis | None" = None, ols: tuple["OlsConfig", ...] = (),
+               plain: tuple[bytes, np.ndarray | None] | None = None
                ) -> tuple[bytes, np.ndarray | None]:
-        """The smallest subframe: CONSTANT, VERBATIM, PREDICTED or (with a model)
-        MODEL_PREDICTED with the same predictor (§5.4, §8.4), and its LPC residual when it
-        is predicted (the next subframe's ``cross`` input, §8.3)."""
+        """The smallest subframe: CONSTANT, VERBATIM, PREDICTED, (with a model)
+        MODEL_PREDICTED with the same predictor (§5.4, §8.4), (MIXED_)CASCADE with the level's
+        stage sets, or OLS_CASCADE with ``ols`` (§6.6; ``previous`` is the frame's previous
+        coded channel); and the next subframe's ``cross`` input (§6.4, §8.3): its LPC or
+        least-squares residual, None if it is not predicted. With ``plain`` (that subframe and
+        its residual, coded without ``ols``), only the OLS_CASCADE options are tried against it."""
         x = self.xs
         if len(self.x) == 0:
             return _verbatim_subframe(self.x, self.bits, 0), None
         if self.constant:
             return _constant_subframe(int(self.x[0])), None
-        verbatim_size = _SUBFRAME_HEAD_BYTES + 4 + packed_size(len(x), self.width)
-        bests = self.predicted_bests() if len(x) >= 2 else []
+        bests = self._predicted_bests()
         if not bests:
             return _verbatim_subframe(x, self.width, self.wasted), None
+        options = [] if plain is not None else self._options(bests, model, cross)
+        options += [option for config in ols
+                    if (option := self._ols_option(config, cross, previous)) is not None]
+        chosen = _smallest(options, self._build)
+        if plain is not None:
+            if chosen is None or len(chosen[0]) >= len(plain[0]):
+                return plain
+            return chosen
+        if len(chosen[0]) >= _SUBFRAME_HEAD_BYTES + 4 + packed_size(len(x), self.width):
+            return _verbatim_subframe(x, self.width, self.wasted), None
+        return chosen
+
+    def _predicted_bests(self) -> "list[_Predicted]":
+        if self._bests is None:
+            self._bests = self.predicted_bests() if len(self.xs) >= 2 else []
+        return self._bests
+
+    def _options(self, bests: "list[_Predicted]", model: Model | None,
+                 cross: np.ndarray | None) -> "list[_Option]":
+        """PREDICTED with the level's best predictor, MODEL_PREDICTED with each search's,
+        and (MIXED_)CASCADE with each stage set."""
+        x = self.xs
         best = bests[-1]
-        # (bits in 2**-16 units with the predictor's header, predictor, type,
-        #  initial_mean_log2, stages or None, coder)
-        options = [((best.header_size << 19) + best.cost, best, SubframeType.PREDICTED,
-                    best.mean_log2, None, lambda: kernels.rc_encode(best.residual,
-                                                                    best.mean_log2))]
+        options = [_Option((best.header_size << 19) + best.cost, best.header_size,
+                           SubframeType.PREDICTED, best.fields(best.mean_log2),
+                           lambda: kernels.rc_encode(best.residual, best.mean_log2),
+                           best.residual)]
         for base in bests if model is not None else ():
             modelled = model_coding(model, base, x, self.width, cross)
             if modelled is not None and modelled[0] < base.cost and (
                     (base.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
-                options.append(((base.header_size << 19) + modelled[0], base,
-                                SubframeType.MODEL_PREDICTED, base.mean_log2, None, modelled[1]))
+                options.append(_Option((base.header_size << 19) + modelled[0], base.header_size,
+                                       SubframeType.MODEL_PREDICTED, base.fields(base.mean_log2),
+                                       modelled[1], base.residual))
         for config in self.level.cascades:
             cascaded = cascade_coding(config, best, cross)
             if cascaded is not None:
                 cost, mean_log2, code = cascaded
-                options.append((((best.header_size + config.extra_bytes) << 19) + cost, best,
-                                config.subframe_type, mean_log2, config, code))
-        # rc_cost counts information; the coded bytes add up to _RC_FLUSH_BYTES and round up.
-        # Options within that of the cheapest are coded and compared by their bytes, so that
-        # a level whose options include the level below's never codes a larger subframe.
-        options.sort(key=lambda option: option[0])
-        chosen = None  # (subframe bytes, the option, its coded residuals)
-        for option in options:
-            if option[0] - options[0][0] >= (_RC_FLUSH_BYTES + 1) << 19:
-                break
-            _, base, _, _, stages, code = option
-            data = code()
-            size = base.header_size + (0 if stages is None else stages.extra_bytes) + len(data)
-            if chosen is None or size < chosen[0]:
-                chosen = (size, option, data)
-        size, (_, best, kind, mean_log2, stages, _), data = chosen
-        if size >= verbatim_size:
-            return _verbatim_subframe(x, self.width, self.wasted), None
-        return grammar.Subframe.build(dict(
-            subframe_type=kind, wasted_bits=self.wasted,
-            body=dict(order=best.order, coef_bits=best.coef_bits, shift=best.shift,
-                      initial_mean_log2=mean_log2,
-                      coefs=pack_signed(best.coefs, best.coef_bits),
-                      **({} if stages is None else stages.body_fields),
-                      data_length=len(data), data=data))), best.residual
+                header = best.header_size + config.extra_bytes
+                options.append(_Option((header << 19) + cost, header, config.subframe_type,
+                                       {**best.fields(mean_log2), **config.body_fields}, code,
+                                       best.residual))
+        return options
+
+    def _ols_option(self, config: "OlsConfig", cross: np.ndarray | None,
+                    previous: "_ChannelAnalysis | None") -> "_Option | None":
+        """OLS_CASCADE (§6.6) with ``config``, or None if not codable."""
+        use_cross = previous is not None and config.cross_taps > 0
+        width = max(self.width, previous.width) if use_cross else self.width
+        # inputs below 2**23: the probe's scale (tests/explore/ols_probe.py)
+        params = config.params(max(0, _OLS_INPUT_BITS - width), use_cross)
+        residual = np.array(self.xs, np.int64)
+        kernels.ols(residual, previous.xs if use_cross else None, params, False)
+        e = residual.copy()
+        kernels.cascade(e, cross, config.stages.params, False, config.stages.mix)
+        mean_log2 = _mean_log2(e)
+        cost = kernels.rc_cost(e, mean_log2)
+        if cost < 0:
+            return None
+        header = config.header_bytes
+        return _Option((header << 19) + cost, header, SubframeType.OLS_CASCADE,
+                       dict(initial_mean_log2=mean_log2, **config.body_fields(params),
+                            **config.stages.body_fields),
+                       lambda: kernels.rc_encode(e, mean_log2), residual)
+
+    def _build(self, option: "_Option", data: bytes) -> bytes:
+        return grammar.Subframe.build(dict(subframe_type=option.kind, wasted_bits=self.wasted,
+                                           body=dict(**option.fields, data_length=len(data),
+                                                     data=data)))
+
+
+@dataclass(frozen=True)
+class _Option:
+    """One way to code a subframe (_ChannelAnalysis.encode)."""
+
+    key: int  # rc_cost of its residuals plus its header's bits, in 2**-16 bits
+    header_bytes: int  # the subframe's bytes before its coded data
+    kind: SubframeType
+    fields: dict  # the body's fields before data_length
+    code: Callable[[], bytes]  # the coded data
+    residual: np.ndarray  # the next subframe's cross input (§6.4, §8.3)
 
 
 _SPOOL_BYTES = 2 << 20  # a candidate stream (StreamEncoder) held in memory up to this size
 _COPY_BYTES = 1 << 20
 _RC_FLUSH_BYTES = 5  # what rc_encode adds to the information it codes (§7.1)
 _VENDOR = "vaelac reference " + ".".join(__version__.split(".")[:2])  # TAGS vendor (§4.5)
+
+
+def _smallest(options: list[_Option], build) -> tuple[bytes, np.ndarray] | None:
+    """The smallest subframe ``build(option, coded data)`` makes of ``options``, and its
+    residual; None without options. rc_cost counts information; the coded bytes add up to
+    _RC_FLUSH_BYTES and round up. Options within that of the cheapest are coded and compared
+    by their bytes, so that a level whose options include the level below's never codes a
+    larger subframe."""
+    chosen = None  # (subframe bytes, option)
+    ranked = sorted(options, key=lambda option: option.key)
+    for option in ranked:
+        if option.key - ranked[0].key >= (_RC_FLUSH_BYTES + 1) << 19:
+            break
+        subframe = build(option, option.code())
+        if chosen is None or len(subframe) < len(chosen[0]):
+            chosen = (subframe, option)
+    return None if chosen is None else (chosen[0], chosen[1].residual)
 
 
 @dataclass(frozen=True)
@@ -378,6 +499,11 @@ class _Predicted:
     def header_size(self) -> int:
         """The subframe's bytes before its coded data."""
         return _SUBFRAME_HEAD_BYTES + 8 + packed_size(self.order, self.coef_bits)
+
+    def fields(self, mean_log2: int) -> dict:
+        """A PREDICTED body's fields before data_length (§5.4)."""
+        return dict(order=self.order, coef_bits=self.coef_bits, shift=self.shift,
+                    initial_mean_log2=mean_log2, coefs=pack_signed(self.coefs, self.coef_bits))
 
     @property
     def estimated_size(self) -> int:
@@ -439,17 +565,42 @@ def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level,
                  model: Model | None = None) -> bytes:
     """One frame (§5) from int64 PCM of shape (n, channels)."""
     mode, analyses = analyse_frame(pcm, bits, level)
-    parts, cross = [], None
-    for analysis in analyses:
-        subframe, cross = analysis.encode(model, cross)
-        parts.append(subframe)
-    payload = b"".join(parts)
+    payload = _encode_subframes(analyses, level, model)
     head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
                                                sample_count=len(pcm), channel_mode=mode,
                                                payload_length=len(payload)))
     head += bytes([crc8(head)])
     body = head + payload
     return body + crc32(body).to_bytes(4, "big")
+
+
+def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
+                      model: Model | None) -> bytes:
+    """The frame's subframes, each the smallest coding of its channel. A subframe's choice
+    changes the next one's cross input (§6.4), so OLS_CASCADE options (whose residual differs
+    from the LPC one) are tried in a second pass over the frame, and the smaller payload is
+    kept: a level with them never codes a larger frame than the level without them."""
+    plain, cross = [], None
+    for analysis in analyses:
+        subframe, cross = analysis.encode(model, cross)
+        plain.append((subframe, cross))
+    payload = b"".join(subframe for subframe, _ in plain)
+    if not level.ols:
+        return payload
+    parts, cross, previous, changed = [], None, None, False
+    for analysis, (subframe, residual) in zip(analyses, plain):
+        # with the plain pass's cross input, only the OLS_CASCADE options are new
+        coded = analysis.encode(model, cross, previous, level.ols,
+                                None if changed else (subframe, residual))
+        changed = not _same(coded[1], residual)
+        parts.append(coded[0])
+        cross, previous = coded[1], analysis
+    with_ols = b"".join(parts)
+    return with_ols if len(with_ols) < len(payload) else payload
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return a is b or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def encode_lossy_frame(pcm: np.ndarray, frame_index: int, bits: int, model: Model
@@ -508,8 +659,7 @@ class StreamEncoder:
         self.bits_per_sample = bits_per_sample
         self.level = LEVELS[level]
         lengths = [frame_length] if frame_length else sorted(
-            {min(MAX_FRAME_LENGTH, default_frame_length(sample_rate) * scale)
-             for scale in self.level.frame_scales})
+            {_scaled_frame_length(sample_rate, scale) for scale in self.level.frame_scales})
         if self.lossy:
             lengths = lengths[:1]
         self.frame_length = lengths[0]
@@ -530,6 +680,7 @@ class StreamEncoder:
             self._pool = ThreadPoolExecutor(len(lengths) - 1,
                                             thread_name_prefix="vaelac-encode")
             return
+        self._frame_level = self.level.for_frame_length(self.frame_length, sample_rate)
         self.total_declared = total_samples
         self.channel_mask = channel_mask
         self._digest = PcmDigest(bits_per_sample)
@@ -652,8 +803,8 @@ class StreamEncoder:
                                                 self.bits_per_sample, self.lossy)
             self._digest.update(decoded)
         else:
-            frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level,
-                                 self.model)
+            frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample,
+                                 self._frame_level, self.model)
         self.file.write(frame)
         self._frames_bytes += len(frame)
         self._frame_index += 1

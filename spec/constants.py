@@ -6,7 +6,7 @@ import enum
 
 SIGNATURE = b"\x89VAE\r\n\x1a\n"  # §3.1: high bit, CR LF, ^Z, LF catch text-mode and 7-bit damage
 VERSION_MAJOR = 1
-VERSION_MINOR = 3  # 1.1 added the learned model (§8), 1.2 CASCADE subframes (§6.4), 1.3 the mixer (§6.5)
+VERSION_MINOR = 4  # 1.1 added the learned model (§8), 1.2 CASCADE subframes (§6.4), 1.3 the mixer (§6.5), 1.4 OLS_CASCADE (§6.6)
 
 MIN_SAMPLE_RATE = 1
 MAX_SAMPLE_RATE = 2**32 - 1
@@ -52,13 +52,14 @@ class ChannelMode(enum.IntEnum):
 
 
 class SubframeType(enum.IntEnum):
-    """Subframe types (§5.3). 5–63 reserved; 64–127 model-conditioned, of which 66–127 reserved."""
+    """Subframe types (§5.3). 6–63 reserved; 64–127 model-conditioned, of which 66–127 reserved."""
 
     CONSTANT = 0
     VERBATIM = 1
     PREDICTED = 2
     CASCADE = 3  # §6.4: PREDICTED followed by LMS stages adapted sample by sample
     MIXED_CASCADE = 4  # §6.5: CASCADE whose stage predictions are summed with learned weights
+    OLS_CASCADE = 5  # §6.6: MIXED_CASCADE after a least-squares predictor learned sample by sample
     MODEL_PREDICTED = 64  # §8.4: PREDICTED whose residual is conditioned on the learned model
     MODEL_LOSSY = 65  # §8.6: the paper's lossy VAE frame coder (LOSSY streams only)
 
@@ -81,6 +82,18 @@ MAX_MIX_SHIFT = 14  # the weights' fraction bits: each starts at 2**mix_shift (=
 MAX_MIX_STEP = 63
 MIX_INPUT_MAX = 1 << 36  # the mixer's inputs are clamped to +-this
 MAX_MIX_BIAS = 16  # 0: no constant input; k > 0: the constant 2**(k-1)
+# §6.6 OLS_CASCADE: the least-squares predictor in place of the LPC
+MAX_OLS_TAPS = 32  # ols_taps + ols_cross_taps
+MAX_OLS_SCALE = 24  # inputs are x << ols_scale, clamped to +-OLS_INPUT_MAX
+OLS_INPUT_MAX = 1 << 24  # products below 2**48: R and b stay below 2**62
+MAX_OLS_FORGET = 13  # R -= R >> ols_forget, 1..13
+MAX_OLS_RIDGE = 62  # the solve adds R[j][j] >> ols_ridge (and 1) to the diagonal, 1..62
+MIN_OLS_INTERVAL_LOG2 = 3  # a solve every 2**ols_interval_log2 samples, 8..1024
+MAX_OLS_INTERVAL_LOG2 = 10
+OLS_MANTISSA_BITS = 31  # a soft float's mantissa: exactly this many bits of magnitude, or 0
+OLS_WEIGHT_FRACTION = 24  # the weights' fraction bits
+OLS_WEIGHT_MAX = 1 << 30  # weights are clamped to +-this (64.0)
+OLS_L_MAX_LOG2 = 32  # a solve whose |L[i][j]| reaches 2**this is abandoned
 
 
 class CascadeRule(enum.IntEnum):

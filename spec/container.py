@@ -99,7 +99,7 @@ VerbatimBody = Struct(
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
 )
-# The fields PREDICTED, CASCADE and MIXED_CASCADE bodies share (§5.4): each body is a run of
+# The fields PREDICTED, CASCADE, MIXED_CASCADE and OLS_CASCADE bodies share (§5.4): each body is a run of
 # these, defined once and placed in order.
 _PREDICTOR = (
     "order" / Int8ub,
@@ -127,14 +127,26 @@ _STAGES = (  # §6.4: the adaptive stages
     "stage_count" / Int8ub,
     "stages" / Array(this.stage_count, CascadeStage),
 )
+_MIXER = (  # §6.5
+    "mix_shift" / Int8ub,
+    "mix_step" / Int8ub,
+    "mix_bias" / Int8ub,
+)
+_OLS = (  # §6.6: the least-squares predictor, in place of _PREDICTOR
+    "initial_mean_log2" / Int8ub,
+    "ols_taps" / Int8ub,
+    "ols_cross_taps" / Int8ub,
+    "ols_scale" / Int8ub,
+    "ols_forget" / Int8ub,
+    "ols_ridge" / Int8ub,
+    "ols_interval_log2" / Int8ub,
+)
 # §6.4: PREDICTED's fields, then the adaptive stages, then the data
 CascadeBody = Struct(*_PREDICTOR, *_STAGES, *_CODED_DATA)
 # §6.5: CASCADE's fields up to the stages, the mixer, the data
-MixedCascadeBody = Struct(*_PREDICTOR, *_STAGES,
-                          "mix_shift" / Int8ub,
-                          "mix_step" / Int8ub,
-                          "mix_bias" / Int8ub,
-                          *_CODED_DATA)
+MixedCascadeBody = Struct(*_PREDICTOR, *_STAGES, *_MIXER, *_CODED_DATA)
+# §6.6: the least-squares predictor's fields, then MIXED_CASCADE's after its coefs
+OlsCascadeBody = Struct(*_OLS, *_STAGES, *_MIXER, *_CODED_DATA)
 LossyBody = Struct(  # §8.6: the range-coded gains and latents of every block
     "data_length" / Int32ub,
     "data" / Bytes(this.data_length),
@@ -148,6 +160,7 @@ Subframe = Struct(
         int(SubframeType.PREDICTED): PredictedBody,
         int(SubframeType.CASCADE): CascadeBody,
         int(SubframeType.MIXED_CASCADE): MixedCascadeBody,
+        int(SubframeType.OLS_CASCADE): OlsCascadeBody,
         int(SubframeType.MODEL_PREDICTED): PredictedBody,  # §8.4: same body, model-coded data
         int(SubframeType.MODEL_LOSSY): LossyBody,
     }),

@@ -117,10 +117,10 @@ class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
         if subframe_type != SubframeType.MODEL_PREDICTED:
             super()._need_model(where, subframe_type)
 
-    def _decode_subframe(self, sub, bits, count, where, cross):
+    def _decode_subframe(self, sub, bits, count, where, cross, previous):
         if sub.subframe_type == SubframeType.MODEL_PREDICTED:
             sub.subframe_type = SubframeType.PREDICTED
-        return super()._decode_subframe(sub, bits, count, where, cross)
+        return super()._decode_subframe(sub, bits, count, where, cross, previous)
 
 
 class _WithoutCorrection:

@@ -125,7 +125,7 @@ def _edit_first_frame(stream, edit):
     return stream[:start] + frame + stream[end:]
 
 
-@pytest.mark.parametrize("code, error", [(5, vaelac.UnsupportedError),
+@pytest.mark.parametrize("code, error", [(6, vaelac.UnsupportedError),
                                          (66, vaelac.UnsupportedError),
                                          (127, vaelac.UnsupportedError),
                                          (200, vaelac.UnsupportedError)])

@@ -340,6 +340,98 @@ def test_cascade_refuses_more_samples_than_a_subframe_holds():
         c_impl.cascade(np.ones(65536, np.int64), None, params, False)
 
 
+@st.composite
+def ols_cases(draw, max_taps=12):
+    """A subframe's values and the previous subframe's (or None) within a width of 2..33 bits,
+    and §6.6 parameters."""
+    width = draw(st.integers(2, 33))
+    top = 2 ** (width - 1)
+    n = draw(st.integers(0, 80))
+    values = st.one_of(st.integers(-top, top - 1), st.integers(-40, 39).map(
+        lambda v: max(-top, min(top - 1, v))))
+    x = np.array(draw(st.lists(values, min_size=n, max_size=n)), np.int64)
+    cross = draw(st.one_of(st.none(), st.lists(values, min_size=n, max_size=n)))
+    taps = draw(st.integers(1, max_taps))
+    params = np.array([taps, draw(st.integers(0, max_taps - taps)), draw(st.integers(0, 24)),
+                       draw(st.integers(1, 13)), draw(st.integers(1, 62)),
+                       draw(st.integers(3, 5))], np.int32)
+    return x, None if cross is None else np.array(cross, np.int64), params, width
+
+
+@given(case=ols_cases())
+def test_ols_predictors_agree_and_invert(case):
+    """§6.6's least-squares predictor: the C kernel and the Python one give the same residuals,
+    and the inverse (the decoder's direction) gives the values back; a range that excludes a
+    value is caught at that value by both."""
+    x, cross, params, width = case
+    lo, hi = -2 ** (width - 1), 2 ** (width - 1) - 1
+    r = x.copy()
+    assert c_impl.ols(r, cross, params, False) == -1
+    r_py = [int(v) for v in x]
+    assert py_impl.ols(r_py, cross, params, False) == -1
+    assert r.tolist() == r_py
+    for impl in (c_impl, py_impl):
+        back = r.copy()
+        assert impl.ols(back, cross, params, True, lo, hi) == -1
+        assert np.array_equal(back, x)
+    if len(x):
+        cut = int(x.max()) - 1  # the largest value is now out of range
+        first = int(np.argmax(x > cut))
+        for impl in (c_impl, py_impl):
+            assert impl.ols(r.copy(), cross, params, True, lo, cut) == first
+
+
+def test_ols_predictors_agree_at_32_taps_on_music():
+    """The largest predictor (16 + 16 taps, a solve every 8 samples) on 600 samples of the
+    demo clip's two channels: C and Python agree, and the inverse restores the values."""
+    import vaelac
+    from vaelac.wav import read_wav
+
+    demo = __import__("pathlib").Path(vaelac.__file__).parent / "data" / "demo.wav"
+    pcm = read_wav(demo)[0][4000:4600].astype(np.int64)
+    params = np.array([16, 16, 8, 9, 27, 3], np.int32)
+    left, right = np.ascontiguousarray(pcm[:, 0]), np.ascontiguousarray(pcm[:, 1])
+    r = right.copy()
+    c_impl.ols(r, left, params, False)
+    r_py = right.tolist()
+    py_impl.ols(r_py, left, params, False)
+    assert r.tolist() == r_py
+    assert c_impl.ols(r, left, params, True, -32768, 32767) == -1
+    assert np.array_equal(r, right)
+
+
+def test_ols_learns_a_recurrence_and_the_previous_channel():
+    """An AR(2) signal loses all but its innovation to a 2-tap predictor; a channel that is half
+    of a white previous channel plus noise all but the noise to one tap of that channel (mean
+    |residual| within 10 % of the noise's after the first 2000 samples), and nearly nothing to
+    a tap of its own past."""
+    rng = np.random.default_rng(3)
+    noise = rng.integers(-50, 51, 20000)
+    x = np.zeros(20000, np.int64)
+    for t in range(2, len(x)):
+        x[t] = round(1.6 * x[t - 1] - 0.8 * x[t - 2]) + noise[t]
+    r = x.copy()
+    c_impl.ols(r, None, np.array([2, 0, 8, 9, 27, 3], np.int32), False)
+    assert np.abs(r[2000:]).mean() < 1.1 * np.abs(noise[2000:]).mean()
+    white = rng.integers(-2000, 2001, 20000)
+    other = (white >> 1) + noise
+    for cross_taps, cross, ratio in ((1, white, 1.1), (0, None, 10)):
+        r = other.copy()
+        c_impl.ols(r, cross, np.array([1, cross_taps, 8, 9, 27, 3], np.int32), False)
+        mean = np.abs(r[2000:]).mean()
+        assert (mean < ratio * np.abs(noise[2000:]).mean()) == (cross is not None)
+
+
+@pytest.mark.parametrize("params", [[0, 0, 0, 9, 27, 4], [17, 16, 0, 9, 27, 4],
+                                    [1, 0, 25, 9, 27, 4], [1, 0, 0, 0, 27, 4],
+                                    [1, 0, 0, 14, 27, 4], [1, 0, 0, 9, 0, 4],
+                                    [1, 0, 0, 9, 63, 4], [1, 0, 0, 9, 27, 2],
+                                    [1, 0, 0, 9, 27, 11], [1, 0, 0, 9, 27]])
+def test_ols_parameters_out_of_range_are_refused(params):
+    with pytest.raises(ValueError):
+        c_impl.ols(np.zeros(10, np.int64), None, np.array(params, np.int32), False)
+
+
 def test_the_c_kernels_use_the_spec_constants():
     """Every normative number the C kernels define is the one spec/constants.py defines (the
     C file cannot import it): same-named defines, and the two the C names differently."""

@@ -28,7 +28,7 @@ def test_crc_check_values_of_appendix_a1():
 
 
 A2 = bytes.fromhex(
-    "89564145 0D0A1A0A 0103 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
+    "89564145 0D0A1A0A 0104 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
     "6DDD9EBF6B6FDEFCF1B6EA3C7BD0B519 82000014 00000001 0000000000000000 0000000000000000"
     "FFF9 00000000 0005 00 00000020 31 0100 0000000A 00000001000300 02FFFF"
     "010000 00000A 0000FFFFFFFE00020000 81A994E9".replace(" ", ""))
@@ -134,3 +134,32 @@ def test_appendix_a6_mixer():
             assert e.tolist() == coded
             impl.cascade(e, None, params, True, mix)
             assert e.tolist() == r.tolist()
+
+
+def test_appendix_a7_ols():
+    """Appendix A.7, computed by hand from §6.6: both kernels give its residuals and invert
+    them; the one-tap solve is recomputed here from F and ÷ as §6.6 writes them."""
+    from vaelac import _kernels, _pykernels
+
+    assert "Residuals `5, 10, 20, 40, 80, 160, 320, 640, 0, 0`" in SPEC
+    assert "`w[0] = 22369557`" in SPEC and "427 and 853" in SPEC
+
+    def F(x, e):  # §6.6's normalisation, for x > 0
+        k = x.bit_length() - 31
+        return (x >> k if k > 0 else x << -k), e + k
+
+    for ridge, weight in ((62, 33554145), (1, 22369557)):
+        d = F(117029 + (117029 >> ridge) + 1, 0)
+        z = F(234058, 0)
+        m, e = F((z[0] << 31) // d[0], z[1] - d[1] - 31)
+        assert (m >> -(e + 24)) == weight
+    s = np.array([5 * 2**t for t in range(10)], np.int64)
+    for ridge, residuals in ((62, [5, 10, 20, 40, 80, 160, 320, 640, 0, 0]),
+                             (1, [5, 10, 20, 40, 80, 160, 320, 640, 427, 853])):
+        params = np.array([1, 0, 0, 1, ridge, 3], np.int32)
+        for impl in (_kernels, _pykernels):
+            r = s.copy()
+            assert impl.ols(r, None, params, False) == -1
+            assert r.tolist() == residuals
+            assert impl.ols(r, None, params, True, -2**15, 2**15 - 1) == -1
+            assert r.tolist() == s.tolist()
