@@ -43,7 +43,7 @@ class _Pipe(io.RawIOBase):
 
 def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None,
             streaming=False, model=None, embed_model=None, lossy=None, cascade=True,
-            mix=True, ols_scales=None, require=None):
+            mix=True, ols=False, require=None):
     from dataclasses import replace
 
     from vaelac.encoder import LEVELS, StreamEncoder
@@ -57,8 +57,8 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None
         chosen = replace(chosen, cascades=(), frame_scales=(1,))
     if not mix:  # the stage sets without §6.5's mixer: CASCADE subframes (§6.4)
         chosen = replace(chosen, cascades=tuple(replace(c, mix=None) for c in chosen.cascades))
-    if ols_scales is not None:  # OLS_CASCADE options (§6.6) in frames of these scales
-        chosen = replace(chosen, ols_frame_scales=ols_scales)
+    if not ols:  # level 8 without OLS_CASCADE (§6.6), unless the vector is there for it
+        chosen = replace(chosen, ols=())
     key = level if chosen == base else 1000
     LEVELS[key] = chosen
     try:
@@ -200,11 +200,11 @@ def build_vectors():
     opening, _ = _demo(0.5, 0.0)
     yield ok("subset", "subframe_ols_cascade", "OLS_CASCADE subframes, no cross input",
              "§5.4 §6.5 §6.6", opening[:, :1], demo_rate, 16, level=8, frame_length=16384,
-             ols_scales=(4,), require=5)
+             ols=True, require=5)
     yield ok("subset", "subframe_ols_cascade_stereo", "OLS_CASCADE subframes with the previous "
              "channel's values as inputs, 24-bit with 8 wasted bits", "§5.4 §6.2 §6.5 §6.6",
              opening << 8, demo_rate, 24, level=8, mode=0, frame_length=16384,
-             ols_scales=(4,), require=5)
+             ols=True, require=5)
     for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
         yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
                  signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)

@@ -168,20 +168,17 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
     finally:
         LEVELS[5] = level5
     # OLS_CASCADE subframes (§6.6) of both channels, the second with the first as input: a
-    # white channel and a filtered copy of it, with a small predictor and no stages (the
-    # encoder tries OLS_CASCADE only in long frames, which would make a large seed)
-    from unittest import mock
-
-    from vaelac.encoder import CascadeConfig, Level, OlsConfig
+    # white channel and a filtered copy of it, with a small predictor and no stages (level 8's
+    # needs long frames to win, which would make a large seed)
+    from vaelac.encoder import CascadeConfig, OlsConfig
     white = crng.integers(-3000, 3001, 300)
     pair = np.stack([white, (3 * white + np.roll(white, 1)) // 4 + crng.integers(-2, 3, 300)],
                     axis=1)
     small = OlsConfig(taps=2, cross_taps=2, forget=9, ridge=27, interval_log2=3,
                       stages=CascadeConfig(cross=(0, 0, 0), stages=(), mix=(12, 0, 0)))
-    LEVELS[5] = replace(level5, ols=(small,), ols_frame_scales=(1,))
+    LEVELS[5] = replace(level5, ols=(small,))
     try:
-        with mock.patch.object(Level, "for_frame_length", lambda level, length, rate: level):
-            enc("stereo16_ols_cascade", pair, 16, frame_length=300)
+        enc("stereo16_ols_cascade", pair, 16, frame_length=300)
     finally:
         LEVELS[5] = level5
     # blocks the encoder does not write: PADDING, MODEL_REF, MODEL_DATA, a reserved type
