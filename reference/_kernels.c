@@ -1873,7 +1873,13 @@ static inline SoftFloat sf_norm(int64_t m, int64_t e) {
     return (SoftFloat){with_sign(a, m), e + s};
 }
 
-static inline SoftFloat sf_mul(SoftFloat a, SoftFloat b) { return sf_norm(a.m * b.m, a.e + b.e); }
+/* A × B: the product of two normalised mantissas has 61 or 62 bits, so F's shift is 30 or 31 */
+static inline SoftFloat sf_mul(SoftFloat a, SoftFloat b) {
+    const int64_t p = a.m * b.m;
+    const uint64_t mag = magnitude64(p);
+    const int s = 30 + (int)(mag >> 61);
+    return p ? (SoftFloat){with_sign(mag >> s, p), a.e + b.e + s} : (SoftFloat){0, 0};
+}
 
 /* m * 2**(SF_M - d), the magnitude truncated: an operand d binary places below the other */
 static inline int64_t sf_aligned(int64_t m, int64_t d) {
@@ -1882,11 +1888,15 @@ static inline int64_t sf_aligned(int64_t m, int64_t d) {
     return with_sign(magnitude64(m) >> (d - SF_M), m);
 }
 
+/* A − B as A + (−B), the operand of the larger exponent first: the same sum as §6.6's two
+ * cases (T truncates magnitudes, so T(−m, d) = −T(m, d)), with selects instead of branches */
 static inline SoftFloat sf_sub(SoftFloat a, SoftFloat b) {
     if (b.m == 0) return a;
     if (a.m == 0) return (SoftFloat){-b.m, b.e};
-    if (a.e >= b.e) return sf_norm(a.m * ((int64_t)1 << SF_M) - sf_aligned(b.m, a.e - b.e), a.e - SF_M);
-    return sf_norm(sf_aligned(a.m, b.e - a.e) - b.m * ((int64_t)1 << SF_M), b.e - SF_M);
+    const int swap = a.e < b.e;
+    const int64_t high = swap ? -b.m : a.m, low = swap ? a.m : -b.m;
+    const int64_t e = swap ? b.e : a.e, d = swap ? b.e - a.e : a.e - b.e;
+    return sf_norm(high * ((int64_t)1 << SF_M) + sf_aligned(low, d), e - SF_M);
 }
 
 static inline SoftFloat sf_div(SoftFloat a, SoftFloat b) {  /* b > 0 */
