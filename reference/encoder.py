@@ -77,9 +77,7 @@ class Level:
     # 8x; level 7's 45,102,046 / 44,969,699 / 44,930,935.
     cascades: tuple["CascadeConfig", ...] = ()
     frame_scales: tuple[int, ...] = (1,)
-    # OLS_CASCADE subframes (§6.6) tried with each of these. On the dev corpus at level 8, in
-    # its 32768-sample frames only: 0.546 % smaller than without; in all three lengths 0.708 %,
-    # for an encoder 1.64x slower than without (1.27x).
+    # OLS_CASCADE subframes (§6.6) tried with each of these (see _OLS_LONG).
     ols: tuple["OlsConfig", ...] = ()
 
 
@@ -213,8 +211,11 @@ def _cascade_level(*cascades: CascadeConfig, frame_scales=(4, 8), ols=()) -> Lev
 
 _DEFAULT_SETS = (_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG)
 # Level 8's OLS_CASCADE (§6.6): 12 taps of the channel's past and 12 of the previous channel's
-# values, forgetting 2**-9, ridge 2**-27, a solve every 16 samples, then the long set.
-_OLS_LONG = OlsConfig(taps=12, cross_taps=12, forget=9, ridge=27, interval_log2=4,
+# values, forgetting 2**-9, ridge 2**-27, a solve every 32 samples, then the long set. On the
+# dev corpus at level 8: 16 + 16 taps solved every 16 samples 44,407,118 bytes, 12 + 12
+# 44,400,844 (in 32768-sample frames only); every 16 samples 44,328,334 in all frame lengths,
+# every 32 44,337,990 with an encoder 1.3x and a decoder 1.6x faster (README, stop 15).
+_OLS_LONG = OlsConfig(taps=12, cross_taps=12, forget=9, ridge=27, interval_log2=5,
                       stages=_CASCADE_LONG)
 
 
