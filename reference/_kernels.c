@@ -1954,7 +1954,10 @@ static int ols_solve(const int64_t *R, const int64_t *b, int n, int ridge, int64
     return 1;
 }
 
+/* in(x) of §6.6. A decoded value has at most 33 bits, so x << scale fits; beyond ±2^24 the
+ * clamp decides before the shift, so that any int64 is safe here as well. */
 static inline int64_t ols_input(int64_t x, int scale) {
+    if (x > OLS_INPUT_MAX || x < -OLS_INPUT_MAX) return x > 0 ? OLS_INPUT_MAX : -OLS_INPUT_MAX;
     return clamp_to(x * ((int64_t)1 << scale), OLS_INPUT_MAX);
 }
 

@@ -474,3 +474,25 @@ def test_the_mixer_stays_within_64_bits_at_the_extremes():
         fast = coded.copy()
         c_impl.cascade(fast, other, params, True, mix)
         assert np.array_equal(fast, exact)
+
+
+def test_ols_stays_within_64_bits_at_the_extremes():
+    """§6.6's bounds: residuals from §6.5 at ±2**62 (near its most) rebuilt with no range check
+    (values far beyond the 33 bits a checked value has: the C kernel clamps them before its
+    shift), so every input saturates at ±2**24 and R nears its ceiling (ols_forget 13), with
+    32 taps and the smallest ridge shift; and a constant signal with the largest ridge shift,
+    whose nearly singular systems abandon solves. The C kernel (64-bit) and the Python one
+    (exact integers) give the same values, so nothing in the C kernel wrapped."""
+    rng = np.random.default_rng(5)
+    n = 160
+    residual = np.where(rng.random(n) < 0.5, -(2**62), 2**62).astype(np.int64)
+    previous = rng.integers(-2**32, 2**32, n)
+    constant = np.full(n, 12345, np.int64)
+    for r, cross, params in ((residual, previous, [16, 16, 24, 13, 1, 3]),
+                             (constant, constant, [16, 16, 0, 9, 62, 3])):
+        params = np.array(params, np.int32)
+        exact = [int(v) for v in r]
+        assert py_impl.ols(exact, cross, params, True, -2**63, 2**63 - 1) == -1
+        fast = r.copy()
+        assert c_impl.ols(fast, cross, params, True, -2**63, 2**63 - 1) == -1
+        assert fast.tolist() == exact
