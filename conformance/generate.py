@@ -298,13 +298,18 @@ def build_vectors():
               "IntegrityError")
     silent = _kernels_rc_encode_zeros(512)
 
-    def stage_subframe(subframe_type, stages, **mixer):
-        """A (MIXED_)CASCADE subframe of 512 zero residuals, twice in a frame's payload."""
+    def twice_in_payload(subframe_type, **body):
+        """A subframe of 512 zero residuals with these body fields, twice in a frame's
+        payload."""
         sub = g.Subframe.build(dict(subframe_type=subframe_type, wasted_bits=0, body=dict(
-            order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0", cross_taps=0,
-            cross_shift=0, cross_step=0, stage_count=len(stages), stages=stages, **mixer,
-            data_length=len(silent), data=silent)))
+            **body, data_length=len(silent), data=silent)))
         return _edit_frame(base, lambda f: _with_payload(f, sub + sub))
+
+    def stage_subframe(subframe_type, stages, **mixer):
+        """A (MIXED_)CASCADE subframe with these stages (and mixer), twice in a payload."""
+        return twice_in_payload(subframe_type, order=1, coef_bits=1, shift=0,
+                                initial_mean_log2=0, coefs=b"\0", cross_taps=0, cross_shift=0,
+                                cross_step=0, stage_count=len(stages), stages=stages, **mixer)
 
     for name, stages, what in (
             ("cascade_taps_0", [dict(taps=0, shift=0, step=1, rule=0)],
@@ -323,14 +328,15 @@ def build_vectors():
                   stage_subframe(4, [dict(taps=1, shift=0, step=1, rule=1)],
                                  mix_shift=mix_shift, mix_step=mix_step, mix_bias=mix_bias),
                   "FormatError")
+
     def ols_subframe(**fields):
-        """An OLS_CASCADE subframe of 512 zero residuals, twice in a frame's payload."""
+        """An OLS_CASCADE subframe, no stages, these predictor fields changed, twice in a
+        payload."""
         body = dict(initial_mean_log2=0, ols_taps=1, ols_cross_taps=0, ols_scale=0,
                     ols_forget=9, ols_ridge=27, ols_interval_log2=4, cross_taps=0,
                     cross_shift=0, cross_step=0, stage_count=0, stages=[], mix_shift=0,
-                    mix_step=0, mix_bias=0, data_length=len(silent), data=silent)
-        sub = g.Subframe.build(dict(subframe_type=5, wasted_bits=0, body={**body, **fields}))
-        return _edit_frame(base, lambda f: _with_payload(f, sub + sub))
+                    mix_step=0, mix_bias=0)
+        return twice_in_payload(5, **{**body, **fields})
 
     for name, fields in (("ols_taps_0", dict(ols_taps=0)),
                          ("ols_taps_33", dict(ols_taps=17, ols_cross_taps=16)),

@@ -811,13 +811,11 @@ class StreamDecoder:
             if not 1 <= body["coef_bits"] <= MAX_COEF_BITS or shift > MAX_LPC_SHIFT:
                 raise FormatError(f"coef_bits {body['coef_bits']} or shift {shift} out of range",
                                   **where, section="§5.4")
-            if body["initial_mean_log2"] > MAX_INITIAL_MEAN_LOG2:
-                raise FormatError(f"initial_mean_log2 {body['initial_mean_log2']} exceeds "
-                                  f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
+            _check_initial_mean(body, where)
             coefs = array("i", bytes(4 * order))
             kernels.unpack_signed(body["coefs"], order, body["coef_bits"], coefs)
-            x = array("q", bytes(8 * count))
             if kind == SubframeType.MODEL_PREDICTED:
+                x = array("q", bytes(8 * count))
                 model = self._model
                 symbols = array("q", bytes(8 * model.latent_dim))
                 status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x, symbols,
@@ -829,9 +827,7 @@ class StreamDecoder:
                                             body["initial_mean_log2"], model.decoder_net(symbols),
                                             cross, residual)
             else:
-                status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
-                if status:
-                    raise FormatError(_RC_STATUS[status], **where, section="§7.5")
+                x = _range_decoded(body, count, where)
                 if kind in _CASCADE_BODIES:
                     mix = (_mix_params(body, where) if kind == SubframeType.MIXED_CASCADE
                            else None)
@@ -850,13 +846,8 @@ class StreamDecoder:
         """An OLS_CASCADE subframe (§6.6): every field checked before the data is decoded."""
         ols = _ols_params(body, where)
         stages, mix = _cascade_params(body, where), _mix_params(body, where)
-        if body["initial_mean_log2"] > MAX_INITIAL_MEAN_LOG2:
-            raise FormatError(f"initial_mean_log2 {body['initial_mean_log2']} exceeds "
-                              f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
-        x = array("q", bytes(8 * count))
-        status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
-        if status:
-            raise FormatError(_RC_STATUS[status], **where, section="§7.5")
+        _check_initial_mean(body, where)
+        x = _range_decoded(body, count, where)
         kernels.cascade(x, cross, stages, True, mix)
         residual = x[:]  # a copy: the next subframe's cross input (§6.4, §8.3)
         bad = kernels.ols(x, previous, ols, True, -(1 << (width - 1)), (1 << (width - 1)) - 1)
@@ -919,6 +910,22 @@ def _cascade_params(body, where: dict) -> array:
                           f"{[tuple(fields[i:i + 4]) for i in range(3, len(fields), 4)]}",
                           **where, section="§6.4")
     return array("i", fields)
+
+
+def _check_initial_mean(body, where: dict) -> None:
+    """A predicted body's initial_mean_log2 (§5.4, §7.3)."""
+    if body["initial_mean_log2"] > MAX_INITIAL_MEAN_LOG2:
+        raise FormatError(f"initial_mean_log2 {body['initial_mean_log2']} exceeds "
+                          f"{MAX_INITIAL_MEAN_LOG2}", **where, section="§5.4")
+
+
+def _range_decoded(body, count: int, where: dict) -> array:
+    """A body's ``count`` residuals, range-decoded without the model (§7)."""
+    x = array("q", bytes(8 * count))
+    status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
+    if status:
+        raise FormatError(_RC_STATUS[status], **where, section="§7.5")
+    return x
 
 
 def _mix_params(body, where: dict) -> tuple[int, int, int]:

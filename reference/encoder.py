@@ -388,7 +388,7 @@ class _ChannelAnalysis:
         and (MIXED_)CASCADE with each stage set."""
         x = self.xs
         best = bests[-1]
-        options = [_Option((best.header_size << 19) + best.cost, best.header_size,
+        options = [_Option((best.header_size << 19) + best.cost,
                            SubframeType.PREDICTED, best.fields(best.mean_log2),
                            lambda: kernels.rc_encode(best.residual, best.mean_log2),
                            best.residual)]
@@ -396,7 +396,7 @@ class _ChannelAnalysis:
             modelled = model_coding(model, base, x, self.width, cross)
             if modelled is not None and modelled[0] < base.cost and (
                     (base.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
-                options.append(_Option((base.header_size << 19) + modelled[0], base.header_size,
+                options.append(_Option((base.header_size << 19) + modelled[0],
                                        SubframeType.MODEL_PREDICTED, base.fields(base.mean_log2),
                                        modelled[1], base.residual))
         for config in self.level.cascades:
@@ -404,7 +404,7 @@ class _ChannelAnalysis:
             if cascaded is not None:
                 cost, mean_log2, code = cascaded
                 header = best.header_size + config.extra_bytes
-                options.append(_Option((header << 19) + cost, header, config.subframe_type,
+                options.append(_Option((header << 19) + cost, config.subframe_type,
                                        {**best.fields(mean_log2), **config.body_fields}, code,
                                        best.residual))
         return options
@@ -424,8 +424,7 @@ class _ChannelAnalysis:
         cost = kernels.rc_cost(e, mean_log2)
         if cost < 0:
             return None
-        header = config.header_bytes
-        return _Option((header << 19) + cost, header, SubframeType.OLS_CASCADE,
+        return _Option((config.header_bytes << 19) + cost, SubframeType.OLS_CASCADE,
                        dict(initial_mean_log2=mean_log2, **config.body_fields(params),
                             **config.stages.body_fields),
                        lambda: kernels.rc_encode(e, mean_log2), residual)
@@ -441,7 +440,6 @@ class _Option:
     """One way to code a subframe (_ChannelAnalysis.encode)."""
 
     key: int  # rc_cost of its residuals plus its header's bits, in 2**-16 bits
-    header_bytes: int  # the subframe's bytes before its coded data
     kind: SubframeType
     fields: dict  # the body's fields before data_length
     code: Callable[[], bytes]  # the coded data
