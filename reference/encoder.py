@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import BinaryIO, Callable
 
 import numpy as np
@@ -111,10 +112,14 @@ class CascadeConfig:
                     stages=[dict(taps=t, shift=h, step=p, rule=int(r))
                             for t, h, p, r in self.stages], **mixer)
 
-    @property
+    @cached_property
     def extra_bytes(self) -> int:
-        """What a (MIXED_)CASCADE body holds beyond a PREDICTED one."""
-        return 4 + 5 * len(self.stages) + (0 if self.mix is None else 3)
+        """What a (MIXED_)CASCADE body holds beyond a PREDICTED one (§5.4's grammar)."""
+        predictor = dict(order=0, coef_bits=0, shift=0, initial_mean_log2=0, coefs=b"",
+                         data_length=0, data=b"")
+        body = grammar.CascadeBody if self.mix is None else grammar.MixedCascadeBody
+        return (len(body.build({**predictor, **self.body_fields}))
+                - len(grammar.PredictedBody.build(predictor)))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ process exits 1 if anything failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import hashlib
 import io
@@ -72,6 +73,18 @@ def crc8(data) -> int:
     for byte in data:
         crc = _CRC8[crc ^ byte]
     return crc
+
+
+@contextlib.contextmanager
+def _level5_as(level):
+    """Encode with ``level`` in place of level 5 (a seed's own stage sets), then restore it."""
+    from vaelac.encoder import LEVELS
+    saved = LEVELS[5]
+    LEVELS[5] = level
+    try:
+        yield
+    finally:
+        LEVELS[5] = saved
 
 
 def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
@@ -162,11 +175,9 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
     pair = np.stack([x, np.roll(x, 3) + crng.integers(-1, 2, 500)], axis=1)
     enc("stereo16_mixed_cascade", pair, 16, frame_length=500)
     level5 = LEVELS[5]
-    LEVELS[5] = replace(level5, cascades=tuple(replace(c, mix=None) for c in level5.cascades))
-    try:
+    with _level5_as(replace(level5, cascades=tuple(replace(c, mix=None)
+                                                   for c in level5.cascades))):
         enc("stereo16_cascade", pair, 16, frame_length=500)
-    finally:
-        LEVELS[5] = level5
     # OLS_CASCADE subframes (§6.6) of both channels, the second with the first as input: a
     # white channel and a filtered copy of it, with a small predictor and no stages (level 8's
     # needs long frames to win, which would make a large seed)
@@ -176,11 +187,8 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
                     axis=1)
     small = OlsConfig(taps=2, cross_taps=2, forget=9, ridge=27, interval_log2=3,
                       stages=CascadeConfig(cross=(0, 0, 0), stages=(), mix=(12, 0, 0)))
-    LEVELS[5] = replace(level5, ols=(small,))
-    try:
+    with _level5_as(replace(level5, ols=(small,))):
         enc("stereo16_ols_cascade", pair, 16, frame_length=300)
-    finally:
-        LEVELS[5] = level5
     # blocks the encoder does not write: PADDING, MODEL_REF, MODEL_DATA, a reserved type
     base = enc("mono16_small", sine(10, 1, 16), 16, frame_length=10)
     first = vaelac.decode(base)[1].first_frame_offset
