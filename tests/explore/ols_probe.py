@@ -18,7 +18,8 @@ sample too; λ 0.998, solved every 8 samples, never reset).
 Exact (``--exact``): the codec's kernel (``kernels.ols``, §6.6) restarted every ``--frame``
 samples as in a subframe: ``--own`` taps of the channel's past, for the second channel of a
 stereo file also ``--cross`` taps of the first channel's values (its current one included);
-inputs shifted up to 24 bits (``--scale``), forgetting 2^-``--forget``, ridge 2^-``--ridge``, a
+inputs shifted up to 24 bits (``--scale``), the cross taps starting ``--ahead`` samples after the
+current one (the first channel is decoded first; stop 16), forgetting 2^-``--forget``, ridge 2^-``--ridge``, a
 solve every 2^``--interval-log2`` samples. What made the integer form work where stop 14's
 did not (README, "What was tried in stop 15"): the covariance keeps the inputs' full
 precision (stop 14 shifted 24-bit inputs down and kept no fraction below the forgetting's
@@ -45,7 +46,7 @@ from stage_probe import cost, lms
 from vaelac._backend import kernels
 
 
-def exact_ols(x: np.ndarray, params: tuple[int, ...], frame: int) -> np.ndarray:
+def exact_ols(x: np.ndarray, params: tuple[int, ...], frame: int, ahead: int = 0) -> np.ndarray:
     """Every channel's residual under §6.6's predictor (the codec's kernel), restarted every
     ``frame`` samples as in a subframe; the second channel takes the first as its cross input."""
     out = np.empty_like(x)
@@ -53,7 +54,11 @@ def exact_ols(x: np.ndarray, params: tuple[int, ...], frame: int) -> np.ndarray:
         taps, cross = params[0], params[1] if c == 1 else 0
         for s in range(0, len(x), frame):
             r = np.ascontiguousarray(x[s:s + frame, c])
-            other = np.ascontiguousarray(x[s:s + frame, 0]) if cross else None
+            other = None
+            if cross:  # the cross taps start ``ahead`` samples after the current one
+                other = np.zeros_like(r)
+                first = x[s + ahead:s + frame, 0]
+                other[:len(first)] = first
             kernels.ols(r, other, np.array((taps, cross) + params[2:], np.int32), False)
             out[s:s + frame, c] = r
     return out
@@ -77,6 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--forget", type=int, default=9, help="exact: R -= R >> FORGET")
     p.add_argument("--ridge", type=int, default=27, help="exact: 2**-RIDGE of the diagonal")
     p.add_argument("--scale", type=int, help="exact: ols_scale (default 24 - bits)")
+    p.add_argument("--ahead", type=int, default=0,
+                   help="exact: the cross taps begin this many samples after the current one")
     args = p.parse_args(argv)
     rows = json.loads(args.levels_json.read_text())
     sizes = {(r["file"], r["level"]): r["bytes"] for r in rows}
@@ -95,7 +102,7 @@ def main(argv=None) -> int:
         if args.exact:
             scale = max(0, 24 - bits) if args.scale is None else args.scale
             residual = exact_ols(x, (args.own, args.cross, scale, args.forget, args.ridge,
-                                     args.interval_log2), args.frame)
+                                     args.interval_log2), args.frame, args.ahead)
         else:
             residual = float_ols(x, 16, 0.998, 0.001, 8, 0, 0.0, 0, 0.0, True, 0)
         seconds += time.perf_counter() - began
