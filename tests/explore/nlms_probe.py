@@ -38,7 +38,7 @@ def nlms_float(u, taps, mu):
     n = len(u)
     out = np.empty(n, np.int64)
     w = np.zeros(taps)
-    h = np.zeros(2 * taps)  # h[pos .. pos + taps - 1], newest first, written twice
+    h = np.zeros(2 * taps)  # h[pos .. pos + taps - 1], newest first; moved up when pos < 0
     pos = taps
     power = 0.0
     for t in range(n):
