@@ -1623,6 +1623,47 @@ static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
     s->avg += (a - s->avg) >> 4;
 }
 
+/* One stage's prediction of the coming sample from its state (§6.4); a SCALED stage first
+ * applies the last sample's pending update (see CascadeStage). */
+static ALWAYS_INLINE int64_t stage_predict(CascadeStage *s, int avx2) {
+    int64_t sum;
+    (void)avx2;
+    if (s->rule == CASCADE_RULE_SCALED) {
+        const int16_t *dw = s->d + s->pending_pos;
+#if defined(X86_PATHS)
+        if (avx2) sum = stage_fused_avx2(s->hi, s->lo, dw, s->h + s->pos, s->taps,
+                                         s->pending_sign); else
+#endif
+        sum = stage_fused_portable(s->hi, s->lo, dw, s->h + s->pos, s->taps, s->pending_sign);
+        if (s->pending) scaled_shift_in(s, s->pending_x);  /* after the update */
+    } else {
+#if defined(X86_PATHS)
+        if (avx2) sum = stage_sum_avx2(s->hi, s->lo, s->h + s->pos, s->taps); else
+#endif
+        sum = stage_sum_portable(s->hi, s->lo, s->h + s->pos, s->taps);
+    }
+    return sum >> s->shift;
+}
+
+/* One stage's adaptation after the sample (§6.4): ``input`` is its u_k, ``error`` its
+ * u_{k+1}. */
+static ALWAYS_INLINE void stage_learn(CascadeStage *s, int64_t input, int64_t error) {
+    const int32_t se = sign64(error);
+    if (s->rule == CASCADE_RULE_SIGN)
+        stage_adapt(s->hi, s->lo, s->h + s->pos, s->taps, (int16_t)(s->step * se));
+    else {  /* the update and d's new entry wait for the next sample's sum (stage_predict) */
+        s->pending_sign = se;
+        s->pending_pos = s->pos;
+    }
+    s->pos = s->pos ? s->pos - 1 : s->taps - 1;
+    const int32_t x = (int32_t)clamp_history(input);
+    s->h[s->pos] = s->h[s->pos + s->taps] = (int16_t)x;
+    if (s->rule == CASCADE_RULE_SCALED) {
+        s->pending_x = x;
+        s->pending = 1;
+    }
+}
+
 /* The stages of §6.4 over one subframe, in place: forward (encoder) turns the LPC residual
  * into the coded residual, inverse (decoder) turns it back. cross_clamped / cross_sign: the
  * preceding subframe's LPC residual clamped to the history bound and its signs (computed once
@@ -1650,26 +1691,7 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             pc = acc >> cross_shift;
         }
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
-        for (int k = 0; k < stages; k++) {
-            CascadeStage *s = &st[k];
-            int64_t sum;
-            if (s->rule == CASCADE_RULE_SCALED) {
-                const int16_t *dw = s->d + s->pending_pos;
-#if defined(X86_PATHS)
-                if (avx2) sum = stage_fused_avx2(s->hi, s->lo, dw, s->h + s->pos, s->taps,
-                                                 s->pending_sign); else
-#endif
-                sum = stage_fused_portable(s->hi, s->lo, dw, s->h + s->pos, s->taps,
-                                           s->pending_sign);
-                if (s->pending) scaled_shift_in(s, s->pending_x);  /* after the update */
-            } else {
-#if defined(X86_PATHS)
-                if (avx2) sum = stage_sum_avx2(s->hi, s->lo, s->h + s->pos, s->taps); else
-#endif
-                sum = stage_sum_portable(s->hi, s->lo, s->h + s->pos, s->taps);
-            }
-            p[k] = sum >> s->shift;
-        }
+        for (int k = 0; k < stages; k++) p[k] = stage_predict(&st[k], avx2);
         /* what the LPC residual r loses to the predictions: the mixer's weighting of them
          * (§6.5), or their sum (§6.4); the stage signals u then follow from r either way */
         int64_t q[MAX_CASCADE_STAGES + 1], total;
@@ -1698,23 +1720,77 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
         }
         const int32_t delta = cross_step * sign64(v);  /* 0 leaves the weights: no branch */
         for (int j = 0; j < reach; j++) cw[j] += delta * cross_sign[t - j];
-        for (int k = 0; k < stages; k++) {
-            CascadeStage *s = &st[k];
-            const int32_t se = sign64(u[k + 1]);
-            if (s->rule == CASCADE_RULE_SIGN)
-                stage_adapt(s->hi, s->lo, s->h + s->pos, s->taps, (int16_t)(s->step * se));
-            else {  /* the update and d's new entry wait for the next sample's sum (above) */
-                s->pending_sign = se;
-                s->pending_pos = s->pos;
-            }
-            s->pos = s->pos ? s->pos - 1 : s->taps - 1;
-            const int32_t x = (int32_t)clamp_history(u[k]);
-            s->h[s->pos] = s->h[s->pos + s->taps] = (int16_t)x;
-            if (s->rule == CASCADE_RULE_SCALED) {
-                s->pending_x = x;
-                s->pending = 1;
-            }
+        for (int k = 0; k < stages; k++) stage_learn(&st[k], u[k], u[k + 1]);
+    }
+}
+
+/* The encoder's forward run of several stage sets over one LPC residual (cascade_many): the
+ * sets share the cross stage and their first ``shared`` stages, whose signals u_0 .. u_shared
+ * are the same in every set (§6.4: a stage's input and error do not depend on the stages after
+ * it, nor on the mixer), so those run once. Each set's own stages and mixer run as
+ * cascade_body's. Forward only; out[v] receives set v's coded residual. */
+typedef struct {
+    CascadeStage st[MAX_CASCADE_STAGES];  /* the set's stages after the shared ones */
+    int stages;                           /* how many */
+    int mixed, mix[3];
+    int64_t mw[MAX_CASCADE_STAGES + 1], bias_weight;
+    int64_t *out;
+} CascadeSet;
+
+static ALWAYS_INLINE void cascade_many_body(const int64_t *buf, const int32_t *cross_clamped,
+                                            const int32_t *cross_sign, Py_ssize_t n,
+                                            int cross_taps, int cross_shift, int cross_step,
+                                            CascadeStage *shared_st, int shared,
+                                            CascadeSet *sets, int set_count, int avx2) {
+    int32_t cw[MAX_CROSS_TAPS] = {0};
+    if (!cross_clamped) cross_taps = 0;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        int64_t pc = 0;
+        const int reach = cross_taps < t + 1 ? cross_taps : (int)(t + 1);
+        if (reach) {
+            int64_t acc = 0;
+            for (int j = 0; j < reach; j++) acc += (int64_t)cw[j] * cross_clamped[t - j];
+            pc = acc >> cross_shift;
         }
+        int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
+        for (int k = 0; k < shared; k++) p[k] = stage_predict(&shared_st[k], avx2);
+        const int64_t r = buf[t];
+        u[0] = r - pc;
+        for (int k = 0; k < shared; k++) u[k + 1] = u[k] - p[k];
+        for (int v = 0; v < set_count; v++) {
+            CascadeSet *set = &sets[v];
+            const int all = shared + set->stages;
+            int64_t pv[MAX_CASCADE_STAGES], uv[MAX_CASCADE_STAGES + 1];
+            for (int k = 0; k < set->stages; k++) pv[k] = stage_predict(&set->st[k], avx2);
+            int64_t q[MAX_CASCADE_STAGES + 1], total;
+            if (set->mixed) {
+                int64_t acc = 0;
+                for (int j = 0; j <= all; j++) {
+                    q[j] = clamp_to(j == 0 ? pc : j <= shared ? p[j - 1] : pv[j - 1 - shared],
+                                    MIX_INPUT_MAX);
+                    acc += set->mw[j] * q[j];
+                }
+                if (set->mix[2]) acc += set->bias_weight << (set->mix[2] - 1);
+                total = acc >> set->mix[0];
+            } else {
+                total = pc;
+                for (int k = 0; k < shared; k++) total += p[k];
+                for (int k = 0; k < set->stages; k++) total += pv[k];
+            }
+            const int64_t e = r - total;
+            set->out[t] = e;
+            if (set->mixed) {
+                const int64_t delta = set->mix[1] * sign64(e);
+                for (int j = 0; j <= all; j++) set->mw[j] += delta * sign64(q[j]);
+                set->bias_weight += delta;
+            }
+            uv[0] = u[shared];
+            for (int k = 0; k < set->stages; k++) uv[k + 1] = uv[k] - pv[k];
+            for (int k = 0; k < set->stages; k++) stage_learn(&set->st[k], uv[k], uv[k + 1]);
+        }
+        const int32_t delta = cross_step * sign64(u[0]);
+        for (int j = 0; j < reach; j++) cw[j] += delta * cross_sign[t - j];
+        for (int k = 0; k < shared; k++) stage_learn(&shared_st[k], u[k], u[k + 1]);
     }
 }
 
@@ -1742,14 +1818,69 @@ static void cascade_run_avx2(int64_t *buf, const int32_t *cross_clamped,
 
 static CascadeRun *cascade_run = cascade_run_portable;  /* set with the model loops */
 
+typedef void CascadeManyRun(const int64_t *, const int32_t *, const int32_t *, Py_ssize_t, int,
+                            int, int, CascadeStage *, int, CascadeSet *, int);
+
+static void cascade_many_portable(const int64_t *buf, const int32_t *cross_clamped,
+                                  const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
+                                  int cross_shift, int cross_step, CascadeStage *shared_st,
+                                  int shared, CascadeSet *sets, int set_count) {
+    cascade_many_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step,
+                      shared_st, shared, sets, set_count, 0);
+}
+
+#if defined(X86_PATHS)
+__attribute__((target("avx2")))
+static void cascade_many_avx2(const int64_t *buf, const int32_t *cross_clamped,
+                              const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
+                              int cross_shift, int cross_step, CascadeStage *shared_st,
+                              int shared, CascadeSet *sets, int set_count) {
+    cascade_many_body(buf, cross_clamped, cross_sign, n, cross_taps, cross_shift, cross_step,
+                      shared_st, shared, sets, set_count, 1);
+}
+#endif
+
+static CascadeManyRun *cascade_many_run = cascade_many_portable;
+
 static void select_cascade(const char *variant) {
 #if defined(X86_PATHS)
     if (strcmp(variant, "avx2") == 0) {
         cascade_run = cascade_run_avx2;
+        cascade_many_run = cascade_many_avx2;
         return;
     }
 #endif
     cascade_run = cascade_run_portable;
+    cascade_many_run = cascade_many_portable;
+}
+
+/* params as cascade() takes them (cross_taps, cross_shift, cross_step, then taps, shift, step,
+ * rule of each stage) within the bounds of §6.4 */
+static int cascade_params_ok(const int32_t *q, Py_ssize_t count) {
+    const Py_ssize_t stages = (count - 3) / 4;
+    int ok = count >= 3 && (count - 3) % 4 == 0 && stages <= MAX_CASCADE_STAGES
+             && q[0] >= 0 && q[0] <= MAX_CROSS_TAPS && q[1] >= 0 && q[1] <= MAX_CASCADE_SHIFT
+             && q[2] >= 0 && q[2] <= 255;
+    for (Py_ssize_t k = 0; ok && k < stages; k++) {
+        const int32_t *r = q + 3 + 4 * k;
+        ok = r[0] >= 1 && r[0] <= MAX_CASCADE_TAPS && r[1] >= 0 && r[1] <= MAX_CASCADE_SHIFT
+             && r[2] >= 0 && r[2] <= 255 && (r[3] == CASCADE_RULE_SIGN || r[3] == CASCADE_RULE_SCALED);
+    }
+    return ok;
+}
+
+/* A stage of (taps, shift, step, rule) = r[0..3] at its start (all zero), its arrays taken
+ * from ``half`` (zeroed, 6 * taps int16); returns what follows them. */
+static int16_t *stage_init(CascadeStage *st, const int32_t *r, int16_t *half) {
+    st->taps = r[0]; st->shift = r[1]; st->step = r[2]; st->rule = r[3];
+    st->pos = 0; st->avg = 0;
+    st->pending_sign = 0; st->pending_x = 0; st->pending_pos = 0;
+    st->pending = 0;
+    st->hi = half; half += r[0];
+    st->lo = half; half += r[0];
+    st->h = half; half += 2 * r[0];
+    st->d = half; half += 2 * r[0];
+    return half;
 }
 
 /* cascade(buf, cross, params, inverse, mix=None): params = (cross_taps, cross_shift,
@@ -1783,15 +1914,8 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     const int stages = (int)((count - 3) / 4);
     /* n <= 65535 (a subframe's most, §5.2) is what bounds |w| below 2**26 (§6.4), which the
      * int16 split of the weights relies on */
-    int ok = count >= 3 && (count - 3) % 4 == 0 && stages <= MAX_CASCADE_STAGES
-             && n <= MAX_CASCADE_SAMPLES && (!have_cross || c.len == b.len)
-             && q[0] >= 0 && q[0] <= MAX_CROSS_TAPS && q[1] >= 0 && q[1] <= MAX_CASCADE_SHIFT
-             && q[2] >= 0 && q[2] <= 255;
-    for (int k = 0; ok && k < stages; k++) {
-        const int32_t *r = q + 3 + 4 * k;
-        ok = r[0] >= 1 && r[0] <= MAX_CASCADE_TAPS && r[1] >= 0 && r[1] <= MAX_CASCADE_SHIFT
-             && r[2] >= 0 && r[2] <= 255 && (r[3] == CASCADE_RULE_SIGN || r[3] == CASCADE_RULE_SCALED);
-    }
+    int ok = cascade_params_ok(q, count) && n <= MAX_CASCADE_SAMPLES
+             && (!have_cross || c.len == b.len);
     CascadeStage st[MAX_CASCADE_STAGES];
     int32_t *memory = NULL;
     if (ok) {
@@ -1805,17 +1929,7 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
             return PyErr_NoMemory();
         }
         int16_t *half = (int16_t *)(memory + (use_cross ? 2 * n : 0));
-        for (int k = 0; k < stages; k++) {
-            const int32_t *r = q + 3 + 4 * k;
-            st[k].taps = r[0]; st[k].shift = r[1]; st[k].step = r[2]; st[k].rule = r[3];
-            st[k].pos = 0; st[k].avg = 0;
-            st[k].pending_sign = 0; st[k].pending_x = 0; st[k].pending_pos = 0;
-            st[k].pending = 0;
-            st[k].hi = half; half += r[0];
-            st[k].lo = half; half += r[0];
-            st[k].h = half; half += 2 * r[0];
-            st[k].d = half; half += 2 * r[0];
-        }
+        for (int k = 0; k < stages; k++) half = stage_init(&st[k], q + 3 + 4 * k, half);
         int32_t *cross_clamped = NULL, *cross_sign = NULL;
         Py_BEGIN_ALLOW_THREADS
         if (use_cross) {
@@ -1835,6 +1949,135 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&b); PyBuffer_Release(&p);
     if (have_cross) PyBuffer_Release(&c);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+#define MAX_CASCADE_SETS 16
+
+/* cascade_many(buf, cross, params_seq, mix_seq, out_seq): the encoder's forward cascade() of
+ * each stage set in params_seq (with the mixer of mix_seq's entry: None or (mix_shift,
+ * mix_step, mix_bias)) over buf, into out_seq's int64 arrays of buf's length; buf is not
+ * changed. The sets MUST share the cross stage; their common first stages run once
+ * (cascade_many_body). Each out is what cascade(copy of buf, cross, params, False, mix) makes. */
+static PyObject *cascade_many(PyObject *self, PyObject *args) {
+    PyObject *b_obj, *c_obj, *ps_obj, *ms_obj, *os_obj;
+    if (!PyArg_ParseTuple(args, "OOOOO", &b_obj, &c_obj, &ps_obj, &ms_obj, &os_obj)) return NULL;
+    PyObject *ps = PySequence_Fast(ps_obj, "params_seq"), *ms = NULL, *os = NULL;
+    if (!ps) return NULL;
+    ms = PySequence_Fast(ms_obj, "mix_seq");
+    if (ms) os = PySequence_Fast(os_obj, "out_seq");
+    Py_buffer b, c, p[MAX_CASCADE_SETS], o[MAX_CASCADE_SETS];
+    int have_b = 0, have_c = 0, got_p = 0, got_o = 0, ok = 0;
+    CascadeSet *sets = NULL;
+    int32_t *memory = NULL;
+    const Py_ssize_t count = ps && ms && os ? PySequence_Fast_GET_SIZE(ps) : -1;
+    if (count < 0) goto done;
+    if (count < 1 || count > MAX_CASCADE_SETS || PySequence_Fast_GET_SIZE(ms) != count
+        || PySequence_Fast_GET_SIZE(os) != count) {
+        PyErr_SetString(PyExc_ValueError, "cascade_many: 1..16 sets, as many mixes and outs");
+        goto done;
+    }
+    if (get_buffer(b_obj, &b, 0, 8, "buf") < 0) goto done;
+    have_b = 1;
+    if (c_obj != Py_None) {
+        if (get_buffer(c_obj, &c, 0, 8, "cross") < 0) goto done;
+        have_c = 1;
+    }
+    const Py_ssize_t n = b.len / 8;
+    sets = calloc((size_t)count, sizeof *sets);
+    if (!sets) { PyErr_NoMemory(); goto done; }
+    const int32_t *q[MAX_CASCADE_SETS];
+    int stages[MAX_CASCADE_SETS];
+    for (; got_p < count; got_p++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(ps, got_p), &p[got_p], 0, 4, "params") < 0)
+            goto done;
+        q[got_p] = p[got_p].buf;
+        stages[got_p] = (int)((p[got_p].len / 4 - 3) / 4);
+        if (!cascade_params_ok(q[got_p], p[got_p].len / 4)
+            || q[got_p][0] != q[0][0] || q[got_p][1] != q[0][1] || q[got_p][2] != q[0][2]) {
+            got_p++;
+            PyErr_SetString(PyExc_ValueError, "cascade_many: parameters out of range (§6.4) "
+                            "or cross stages differ");
+            goto done;
+        }
+        PyObject *m = PySequence_Fast_GET_ITEM(ms, got_p);
+        CascadeSet *set = &sets[got_p];
+        set->mixed = m != Py_None;
+        if (set->mixed) {
+            if (!PyArg_ParseTuple(m, "iii", &set->mix[0], &set->mix[1], &set->mix[2])) {
+                got_p++; goto done;
+            }
+            if (set->mix[0] < 0 || set->mix[0] > MAX_MIX_SHIFT || set->mix[1] < 0
+                || set->mix[1] > MAX_MIX_STEP || set->mix[2] < 0 || set->mix[2] > MAX_MIX_BIAS) {
+                got_p++;
+                PyErr_SetString(PyExc_ValueError, "cascade_many: mixer out of range (§6.5)");
+                goto done;
+            }
+        }
+    }
+    for (; got_o < count; got_o++) {
+        if (get_buffer(PySequence_Fast_GET_ITEM(os, got_o), &o[got_o], 1, 8, "out") < 0) goto done;
+        sets[got_o].out = o[got_o].buf;
+        if (o[got_o].len != b.len) {
+            got_o++;
+            PyErr_SetString(PyExc_ValueError, "cascade_many: an out is not buf's length");
+            goto done;
+        }
+    }
+    if (n > MAX_CASCADE_SAMPLES || (have_c && c.len != b.len)) {
+        PyErr_SetString(PyExc_ValueError, "cascade_many: buf or cross out of range");
+        goto done;
+    }
+    /* the common first stages: equal (taps, shift, step, rule) in every set */
+    int shared = stages[0];
+    for (Py_ssize_t v = 1; v < count; v++) {
+        int k = 0;
+        while (k < shared && k < stages[v]
+               && memcmp(q[v] + 3 + 4 * k, q[0] + 3 + 4 * k, 4 * sizeof(int32_t)) == 0) k++;
+        shared = k;
+    }
+    const int use_cross = have_c && q[0][0] > 0;
+    Py_ssize_t halves = 0;
+    for (int k = 0; k < shared; k++) halves += 6 * (Py_ssize_t)q[0][3 + 4 * k];
+    for (Py_ssize_t v = 0; v < count; v++)
+        for (int k = shared; k < stages[v]; k++) halves += 6 * (Py_ssize_t)q[v][3 + 4 * k];
+    const Py_ssize_t words = (use_cross ? 2 * n : 0) + (halves + 1) / 2;
+    memory = calloc(words ? (size_t)words : 1, sizeof(int32_t));
+    if (!memory) { PyErr_NoMemory(); goto done; }
+    int16_t *half = (int16_t *)(memory + (use_cross ? 2 * n : 0));
+    CascadeStage shared_st[MAX_CASCADE_STAGES];
+    for (int k = 0; k < shared; k++) half = stage_init(&shared_st[k], q[0] + 3 + 4 * k, half);
+    for (Py_ssize_t v = 0; v < count; v++) {
+        CascadeSet *set = &sets[v];
+        set->stages = stages[v] - shared;
+        for (int k = 0; k < set->stages; k++)
+            half = stage_init(&set->st[k], q[v] + 3 + 4 * (shared + k), half);
+        for (int j = 0; j <= stages[v]; j++) set->mw[j] = set->mixed ? (int64_t)1 << set->mix[0] : 0;
+        set->bias_weight = 0;
+    }
+    int32_t *cross_clamped = NULL, *cross_sign = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (use_cross) {
+        const int64_t *cross = c.buf;
+        cross_clamped = memory; cross_sign = memory + n;
+        for (Py_ssize_t t = 0; t < n; t++) {
+            cross_clamped[t] = (int32_t)clamp_history(cross[t]);
+            cross_sign[t] = sign64(cross[t]);
+        }
+    }
+    cascade_many_run(b.buf, cross_clamped, cross_sign, n, q[0][0], q[0][1], q[0][2], shared_st,
+                     shared, sets, (int)count);
+    Py_END_ALLOW_THREADS
+    ok = 1;
+done:
+    free(memory);
+    free(sets);
+    for (int i = 0; i < got_p; i++) PyBuffer_Release(&p[i]);
+    for (int i = 0; i < got_o; i++) PyBuffer_Release(&o[i]);
+    if (have_c) PyBuffer_Release(&c);
+    if (have_b) PyBuffer_Release(&b);
+    Py_XDECREF(ps); Py_XDECREF(ms); Py_XDECREF(os);
     if (!ok) return NULL;
     Py_RETURN_NONE;
 }
@@ -2177,6 +2420,8 @@ static PyMethodDef methods[] = {
      "model_restore(buf, coefs, order, shift, lo, hi, width, mean_log2, net, cross, e_out)."},
     {"cascade", cascade, METH_VARARGS,
      "cascade(buf, cross, params, inverse, mix=None): the adaptive stages of 6.4 (and the mixer of 6.5), in place."},
+    {"cascade_many", cascade_many, METH_VARARGS,
+     "cascade_many(buf, cross, params_seq, mix_seq, out_seq): forward cascade() of several stage sets sharing their first stages (encoder)."},
     {"ols", ols, METH_VARARGS,
      "ols(buf, cross, params, inverse, lo=0, hi=0) -> first bad index or -1: the least-squares predictor of 6.6."},
     {"affine", affine, METH_VARARGS,

@@ -73,6 +73,19 @@ def _clamp_mix(v):
     return max(-MIX_INPUT_MAX, min(MIX_INPUT_MAX, v))
 
 
+def cascade_many(buf, cross, params_seq, mix_seq, out_seq):
+    """The encoder's forward cascade() of each stage set over buf, into out_seq's arrays (the C
+    kernel runs the sets' common first stages once, with the same results)."""
+    if not 1 <= len(params_seq) <= 16 or len(mix_seq) != len(params_seq) \
+            or len(out_seq) != len(params_seq):
+        raise ValueError("cascade_many: 1..16 sets, as many mixes and outs")
+    if any(list(p[:3]) != list(params_seq[0][:3]) for p in params_seq):
+        raise ValueError("cascade_many: the cross stages differ")
+    for params, mix, out in zip(params_seq, mix_seq, out_seq):
+        out[:] = buf
+        cascade(out, cross, params, False, mix)
+
+
 def cascade(buf, cross, params, inverse, mix=None):
     """The adaptive stages of §6.4 over one subframe, in place: forward turns the LPC residual
     into the coded residual, inverse turns it back. params = (cross_taps, cross_shift,

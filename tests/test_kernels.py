@@ -280,6 +280,88 @@ def test_cascade_stages_agree_and_invert(r, cross, cross_params, stages, seed, m
         c_impl.model_loops(used)
 
 
+@given(r=st.lists(st.one_of(st.integers(-300, 300), st.integers(-2**40, 2**40)), max_size=120),
+       cross=st.booleans(), cross_params=st.tuples(st.integers(0, 32), st.integers(0, 47),
+                                                   st.integers(0, 255)),
+       shared=st.lists(cascade_stage, max_size=3),
+       tails=st.lists(st.lists(cascade_stage, max_size=2), min_size=1, max_size=4),
+       seed=st.integers(0, 2**32 - 1),
+       mixes=st.lists(st.one_of(st.none(), st.tuples(st.integers(0, 14), st.integers(0, 63),
+                                                      st.integers(0, 16))), min_size=4,
+                      max_size=4))
+def test_cascade_many_is_cascade_of_each_set(r, cross, cross_params, shared, tails, seed,
+                                             mixes):
+    """The encoder's cascade_many (stage sets with the same cross stage, their common first
+    stages run once) gives, for every set, what cascade() gives for that set alone — in every
+    compiled build and in the Python kernel."""
+    r = np.array(r, np.int64)
+    sets = [(shared + tail)[:4] for tail in tails]
+    params = [np.array(cross_params + sum(stages, ()), np.int32) for stages in sets]
+    mixes = mixes[:len(sets)]
+    other = (np.random.default_rng(seed).integers(-2**20, 2**20, len(r)) if cross else None)
+    expected = []
+    for p, mix in zip(params, mixes):
+        e = r.copy()
+        c_impl.cascade(e, other, p, False, mix)
+        expected.append(e)
+    used = c_impl.model_loops()[0]
+    try:
+        for impl, build in [(py_impl, None)] + [(c_impl, b) for b in c_impl.model_loops()[1]]:
+            if build:
+                c_impl.model_loops(build)
+            outs = [np.full(len(r), 7, np.int64) for _ in sets]
+            impl.cascade_many(r.copy(), other, params, mixes, outs)
+            assert all(np.array_equal(a, b) for a, b in zip(outs, expected)), build
+    finally:
+        c_impl.model_loops(used)
+
+
+def test_cascade_many_on_level_8s_long_sets():
+    """Level 8's two long sets (1024 + 256 + 16 and 1024 + 256 + 32 + 16 taps, mixed) share
+    their first two stages: on the demo clip's first channel's differences, with the second's
+    as cross input, cascade_many gives each set's cascade() exactly."""
+    import vaelac
+    from vaelac.encoder import _CASCADE_LONG, _CASCADE_LONG4, _CASCADE_MAIN
+    from vaelac.wav import read_wav
+    demo = __import__("pathlib").Path(vaelac.__file__).parent / "data" / "demo.wav"
+    pcm = read_wav(demo)[0].astype(np.int64)
+    r = np.ascontiguousarray(np.diff(pcm[:20001, 0]))
+    other = np.ascontiguousarray(np.diff(pcm[:20001, -1]))
+    sets = (_CASCADE_LONG, _CASCADE_LONG4, _CASCADE_MAIN)
+    outs = [np.empty_like(r) for _ in sets]
+    c_impl.cascade_many(r, other, [c.params for c in sets], [c.mix for c in sets], outs)
+    for config, out in zip(sets, outs):
+        e = r.copy()
+        c_impl.cascade(e, other, config.params, False, config.mix)
+        assert np.array_equal(out, e)
+        assert not np.array_equal(out, r)
+
+
+@pytest.mark.parametrize("case", ["cross differs", "no sets", "outs missing", "short out",
+                                  "bad stage", "bad mix"])
+def test_cascade_many_refuses_what_it_cannot_run(case):
+    """Sets it cannot run together are refused; out-of-range stages and mixers by the C kernel
+    (the Python kernels, like cascade(), leave range checks to their callers)."""
+    r = np.zeros(10, np.int64)
+    a = np.array([16, 13, 2, 8, 11, 8, 1], np.int32)
+    params, mixes, outs = [a, a], [None, None], [np.empty(10, np.int64), np.empty(10, np.int64)]
+    if case == "cross differs":
+        params = [a, np.array([16, 12, 2, 8, 11, 8, 1], np.int32)]
+    elif case == "no sets":
+        params, mixes, outs = [], [], []
+    elif case == "outs missing":
+        outs = outs[:1]
+    elif case == "short out":
+        outs = [np.empty(10, np.int64), np.empty(9, np.int64)]
+    elif case == "bad stage":
+        params = [a, np.array([16, 13, 2, 8, 11, 8, 2], np.int32)]
+    else:
+        mixes = [None, (15, 0, 0)]
+    for impl in (c_impl,) if case.startswith("bad") else (c_impl, py_impl):
+        with pytest.raises(ValueError):
+            impl.cascade_many(r, None, params, mixes, outs)
+
+
 def test_a_mixer_that_does_not_learn_sums_the_predictions():
     """§6.5 with mix_step 0 keeps every weight at 1 and the bias at 0: the coded residual is
     CASCADE's (§6.4), whatever mix_shift and mix_bias; with a step it differs and still
