@@ -1624,7 +1624,9 @@ static inline void scaled_shift_in(CascadeStage *s, int32_t x) {
 }
 
 /* One stage's prediction of the coming sample from its state (§6.4); a SCALED stage first
- * applies the last sample's pending update (see CascadeStage). */
+ * applies the last sample's pending update (see CascadeStage). These two steps are
+ * cascade_body's, for cascade_many_body: the decoder's cascade_body keeps them written out,
+ * since calling them made its loop 3-4 % slower (measured on real residuals). */
 static ALWAYS_INLINE int64_t stage_predict(CascadeStage *s, int avx2) {
     int64_t sum;
     (void)avx2;
@@ -1691,7 +1693,26 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
             pc = acc >> cross_shift;
         }
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
-        for (int k = 0; k < stages; k++) p[k] = stage_predict(&st[k], avx2);
+        for (int k = 0; k < stages; k++) {
+            CascadeStage *s = &st[k];
+            int64_t sum;
+            if (s->rule == CASCADE_RULE_SCALED) {
+                const int16_t *dw = s->d + s->pending_pos;
+#if defined(X86_PATHS)
+                if (avx2) sum = stage_fused_avx2(s->hi, s->lo, dw, s->h + s->pos, s->taps,
+                                                 s->pending_sign); else
+#endif
+                sum = stage_fused_portable(s->hi, s->lo, dw, s->h + s->pos, s->taps,
+                                           s->pending_sign);
+                if (s->pending) scaled_shift_in(s, s->pending_x);  /* after the update */
+            } else {
+#if defined(X86_PATHS)
+                if (avx2) sum = stage_sum_avx2(s->hi, s->lo, s->h + s->pos, s->taps); else
+#endif
+                sum = stage_sum_portable(s->hi, s->lo, s->h + s->pos, s->taps);
+            }
+            p[k] = sum >> s->shift;
+        }
         /* what the LPC residual r loses to the predictions: the mixer's weighting of them
          * (§6.5), or their sum (§6.4); the stage signals u then follow from r either way */
         int64_t q[MAX_CASCADE_STAGES + 1], total;
@@ -1720,7 +1741,23 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
         }
         const int32_t delta = cross_step * sign64(v);  /* 0 leaves the weights: no branch */
         for (int j = 0; j < reach; j++) cw[j] += delta * cross_sign[t - j];
-        for (int k = 0; k < stages; k++) stage_learn(&st[k], u[k], u[k + 1]);
+        for (int k = 0; k < stages; k++) {
+            CascadeStage *s = &st[k];
+            const int32_t se = sign64(u[k + 1]);
+            if (s->rule == CASCADE_RULE_SIGN)
+                stage_adapt(s->hi, s->lo, s->h + s->pos, s->taps, (int16_t)(s->step * se));
+            else {  /* the update and d's new entry wait for the next sample's sum (above) */
+                s->pending_sign = se;
+                s->pending_pos = s->pos;
+            }
+            s->pos = s->pos ? s->pos - 1 : s->taps - 1;
+            const int32_t x = (int32_t)clamp_history(u[k]);
+            s->h[s->pos] = s->h[s->pos + s->taps] = (int16_t)x;
+            if (s->rule == CASCADE_RULE_SCALED) {
+                s->pending_x = x;
+                s->pending = 1;
+            }
+        }
     }
 }
 
@@ -1797,6 +1834,11 @@ static ALWAYS_INLINE void cascade_many_body(const int64_t *buf, const int32_t *c
 typedef void CascadeRun(int64_t *, const int32_t *, const int32_t *, Py_ssize_t, int, int, int,
                         CascadeStage *, int, int, const int *);
 
+/* flatten: with cascade_many_body as a second caller of the stage sums, GCC stopped inlining
+ * them into cascade_body, and decoding CASCADE subframes got 8-12 % slower; flatten inlines
+ * them as before. */
+
+__attribute__((flatten))
 static void cascade_run_portable(int64_t *buf, const int32_t *cross_clamped,
                                  const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
                                  int cross_shift, int cross_step, CascadeStage *st, int stages,
@@ -1806,7 +1848,7 @@ static void cascade_run_portable(int64_t *buf, const int32_t *cross_clamped,
 }
 
 #if defined(X86_PATHS)
-__attribute__((target("avx2")))
+__attribute__((target("avx2"), flatten))
 static void cascade_run_avx2(int64_t *buf, const int32_t *cross_clamped,
                              const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
                              int cross_shift, int cross_step, CascadeStage *st, int stages,
