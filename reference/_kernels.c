@@ -1911,6 +1911,21 @@ static int cascade_params_ok(const int32_t *q, Py_ssize_t count) {
     return ok;
 }
 
+/* (mix_shift, mix_step, mix_bias) within the bounds of §6.5 */
+static int mix_ok(const int *mix) {
+    return mix[0] >= 0 && mix[0] <= MAX_MIX_SHIFT && mix[1] >= 0 && mix[1] <= MAX_MIX_STEP
+           && mix[2] >= 0 && mix[2] <= MAX_MIX_BIAS;
+}
+
+/* The cross stage's inputs (§6.4), once a subframe: the preceding subframe's residual clamped
+ * to the history bound, and its signs. */
+static void cross_inputs(const int64_t *cross, Py_ssize_t n, int32_t *clamped, int32_t *sign) {
+    for (Py_ssize_t t = 0; t < n; t++) {
+        clamped[t] = (int32_t)clamp_history(cross[t]);
+        sign[t] = sign64(cross[t]);
+    }
+}
+
 /* A stage of (taps, shift, step, rule) = r[0..3] at its start (all zero), its arrays taken
  * from ``half`` (zeroed, 6 * taps int16); returns what follows them. */
 static int16_t *stage_init(CascadeStage *st, const int32_t *r, int16_t *half) {
@@ -1936,8 +1951,7 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
     const int mixed = m_obj != Py_None;
     if (mixed) {
         if (!PyArg_ParseTuple(m_obj, "iii", &mix[0], &mix[1], &mix[2])) return NULL;
-        if (mix[0] < 0 || mix[0] > MAX_MIX_SHIFT || mix[1] < 0 || mix[1] > MAX_MIX_STEP
-            || mix[2] < 0 || mix[2] > MAX_MIX_BIAS) {
+        if (!mix_ok(mix)) {
             PyErr_SetString(PyExc_ValueError, "cascade: mixer out of range (§6.5)");
             return NULL;
         }
@@ -1972,16 +1986,10 @@ static PyObject *cascade(PyObject *self, PyObject *args) {
         }
         int16_t *half = (int16_t *)(memory + (use_cross ? 2 * n : 0));
         for (int k = 0; k < stages; k++) half = stage_init(&st[k], q + 3 + 4 * k, half);
-        int32_t *cross_clamped = NULL, *cross_sign = NULL;
+        int32_t *cross_clamped = use_cross ? memory : NULL;
+        int32_t *cross_sign = use_cross ? memory + n : NULL;
         Py_BEGIN_ALLOW_THREADS
-        if (use_cross) {
-            const int64_t *cross = c.buf;
-            cross_clamped = memory; cross_sign = memory + n;
-            for (Py_ssize_t t = 0; t < n; t++) {
-                cross_clamped[t] = (int32_t)clamp_history(cross[t]);
-                cross_sign[t] = sign64(cross[t]);
-            }
-        }
+        if (use_cross) cross_inputs(c.buf, n, cross_clamped, cross_sign);
         cascade_run(b.buf, cross_clamped, cross_sign, n, q[0], q[1], q[2], st, stages, inverse,
                     mixed ? mix : NULL);
         Py_END_ALLOW_THREADS
@@ -2050,8 +2058,7 @@ static PyObject *cascade_many(PyObject *self, PyObject *args) {
             if (!PyArg_ParseTuple(m, "iii", &set->mix[0], &set->mix[1], &set->mix[2])) {
                 got_p++; goto done;
             }
-            if (set->mix[0] < 0 || set->mix[0] > MAX_MIX_SHIFT || set->mix[1] < 0
-                || set->mix[1] > MAX_MIX_STEP || set->mix[2] < 0 || set->mix[2] > MAX_MIX_BIAS) {
+            if (!mix_ok(set->mix)) {
                 got_p++;
                 PyErr_SetString(PyExc_ValueError, "cascade_many: mixer out of range (§6.5)");
                 goto done;
@@ -2098,16 +2105,10 @@ static PyObject *cascade_many(PyObject *self, PyObject *args) {
         for (int j = 0; j <= stages[v]; j++) set->mw[j] = set->mixed ? (int64_t)1 << set->mix[0] : 0;
         set->bias_weight = 0;
     }
-    int32_t *cross_clamped = NULL, *cross_sign = NULL;
+    int32_t *cross_clamped = use_cross ? memory : NULL;
+    int32_t *cross_sign = use_cross ? memory + n : NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (use_cross) {
-        const int64_t *cross = c.buf;
-        cross_clamped = memory; cross_sign = memory + n;
-        for (Py_ssize_t t = 0; t < n; t++) {
-            cross_clamped[t] = (int32_t)clamp_history(cross[t]);
-            cross_sign[t] = sign64(cross[t]);
-        }
-    }
+    if (use_cross) cross_inputs(c.buf, n, cross_clamped, cross_sign);
     cascade_many_run(b.buf, cross_clamped, cross_sign, n, q[0][0], q[0][1], q[0][2], shared_st,
                      shared, sets, (int)count);
     Py_END_ALLOW_THREADS
