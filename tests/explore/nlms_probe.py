@@ -34,11 +34,26 @@ from stage_probe import cost, lms
 
 
 @nb.njit(cache=True)
+def _push(h, pos, taps, power, x):
+    """Shift the clamped input x into the history window h[pos .. pos + taps - 1] (newest
+    first; h holds 2 * taps and the window moves up when it reaches the start) and keep power,
+    the window's sum of squares; returns the new (pos, power)."""
+    old = h[pos + taps - 1]
+    power += x * x - old * old
+    pos -= 1
+    if pos < 0:
+        h[taps:] = h[:taps]
+        pos = taps - 1
+    h[pos] = x
+    return pos, power
+
+
+@nb.njit(cache=True)
 def nlms_float(u, taps, mu):
     n = len(u)
     out = np.empty(n, np.int64)
     w = np.zeros(taps)
-    h = np.zeros(2 * taps)  # h[pos .. pos + taps - 1], newest first; moved up when pos < 0
+    h = np.zeros(2 * taps)  # the window of _push
     pos = taps
     power = 0.0
     for t in range(n):
@@ -52,14 +67,7 @@ def nlms_float(u, taps, mu):
         g = mu * e / (power + 1.0)
         for j in range(taps):
             w[j] += g * h[pos + j]
-        x = float(max(-32767, min(32767, u[t])))
-        old = h[pos + taps - 1]
-        power += x * x - old * old
-        pos -= 1
-        if pos < 0:
-            h[taps:] = h[:taps]
-            pos = taps - 1
-        h[pos] = x
+        pos, power = _push(h, pos, taps, power, max(-32767, min(32767, u[t])))
     return out
 
 
@@ -89,14 +97,7 @@ def nlms_int(u, taps, mu_q, wbits, gbits, sbits):
         g *= mu_q
         for j in range(taps):
             w[j] += (g * h[pos + j]) >> sbits
-        x = max(-32767, min(32767, u[t]))
-        old = h[pos + taps - 1]
-        power += x * x - old * old
-        pos -= 1
-        if pos < 0:
-            h[taps:] = h[:taps]
-            pos = taps - 1
-        h[pos] = x
+        pos, power = _push(h, pos, taps, power, max(-32767, min(32767, u[t])))
     return out
 
 
