@@ -466,10 +466,12 @@ def _in_parallel(inputs: list[str], args, jobs: int):
             yield src, result
     except BaseException:
         # A SIGINT sent to this process alone is passed on (a worker takes only the first), so
-        # each worker's atomic output removes its temporary file; then wait for them.
+        # each worker's atomic output removes its temporary file; then wait for them. The pool's
+        # workers are this process's only children here (multiprocessing's public list of them).
+        import multiprocessing
         import signal
 
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        for proc in multiprocessing.active_children():
             try:
                 os.kill(proc.pid, signal.SIGINT)
             except OSError:
