@@ -219,7 +219,8 @@ _DEFAULT_SETS = (_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG)
 # values, forgetting 2**-9, ridge 2**-27, a solve every 32 samples, then the long set. On the
 # dev corpus at level 8: 16 + 16 taps solved every 16 samples 44,407,118 bytes, 12 + 12
 # 44,400,844 (in 32768-sample frames only); every 16 samples 44,328,334 in all frame lengths,
-# every 32 44,337,990 with an encoder 1.3x and a decoder 1.6x faster (README, stop 15).
+# every 32 44,337,990 with an encoder 1.3x and a decoder 1.6x faster
+# (docs/predictor-research.md, stop 15).
 _OLS_LONG = OlsConfig(taps=12, cross_taps=12, forget=9, ridge=27, interval_log2=5,
                       stages=_CASCADE_LONG)
 

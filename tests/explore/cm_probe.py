@@ -8,7 +8,7 @@ residuals a level codes (stage_probe.collect), against §7.3's model costed the 
 
     python tests/explore/cm_probe.py ../corpus/dev --level 5 --every 3
 
-Needs numba. Figures of stop 13 are in the README ("What was tried in stop 13").
+Needs numba. Figures of stop 13 are in docs/predictor-research.md.
 """
 
 import argparse

@@ -8,7 +8,7 @@ least-squares one; each costed by rc_cost (min with the plain LPC residual), as 
 
     python tests/explore/cross_ahead_probe.py ../corpus/dev --every 3
 
-Needs numba. Figures of stop 13 are in the README ("What was tried in stop 13").
+Needs numba. Figures of stop 13 are in docs/predictor-research.md.
 """
 
 import argparse

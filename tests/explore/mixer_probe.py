@@ -8,7 +8,7 @@ size (the kernel's rc_cost, min with the plain LPC residual as the encoder does)
 
     python tests/explore/mixer_probe.py ../corpus/dev --every 3
 
-Figures of this stop are in the README ("What was tried in stop 14").
+Figures of stop 14 are in docs/predictor-research.md.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ by the kernels' rc_cost, min with the OLS residual alone, as the encoder would c
         [--chain S1024:15:8,S256:13:8,S16:11:8,N16:0.008 ...]
 
 ``--chain`` adds chains of SCALED (S taps:shift:step, §6.4) and float NLMS (N taps:mu) stages,
-each reported, and ``min`` is per frame the smallest of all. Figures: README, stop 16.
+each reported, and ``min`` is per frame the smallest of all. Figures: docs/predictor-research.md, stop 16.
 
 The integer form (what a spec would say): history h clamped to ±2^15; P = sum of h[j]^2 kept
 incrementally (exact); prediction (sum w[j] h[j]) >> W with W fraction bits in w; after the

@@ -21,7 +21,7 @@ stereo file also ``--cross`` taps of the first channel's values (its current one
 inputs shifted up to 24 bits (``--scale``), the cross taps starting ``--ahead`` samples after the
 current one (the first channel is decoded first; stop 16), forgetting 2^-``--forget``, ridge 2^-``--ridge``, a
 solve every 2^``--interval-log2`` samples. What made the integer form work where stop 14's
-did not (README, "What was tried in stop 15"): the covariance keeps the inputs' full
+did not (docs/predictor-research.md, stop 15): the covariance keeps the inputs' full
 precision (stop 14 shifted 24-bit inputs down and kept no fraction below the forgetting's
 floor, whose errors of a few hundred units per entry are as large as the smallest eigenvalues
 of these nearly singular systems: +57 % and worse on ``sp_bd_boom``, where the same covariance

@@ -11,7 +11,7 @@ variants of §7.3's context model (finer contexts, two adaptation rates, a fast/
     python tests/explore/stage_probe.py ../corpus/dev --level 5 --every 3
     python tests/explore/stage_probe.py ../corpus/dev --level 8 --every 3 --coder
 
-Needs numba. Figures from this stop are in the README ("What was tried").
+Needs numba. Figures of stop 12 are in docs/predictor-research.md.
 """
 
 from __future__ import annotations
