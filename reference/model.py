@@ -20,10 +20,11 @@ import construct
 
 from ._backend import kernels
 from .spec import model as model_grammar
-from .spec.constants import (ACTIVATION_MAX, FEATURE_MAX, MAX_BIAS, MAX_FAN_IN, MAX_HISTORY,
-                             MAX_LATENT_DIM, MAX_LATENT_LEVELS_LOG2, MAX_LAYER_SHIFT,
-                             MAX_LAYER_WIDTH, MAX_LAYERS, MAX_LOSSY_BLOCK, MAX_WEIGHT,
-                             MODEL_FORMAT_VERSION, Activation, ModelKind)
+from .spec.constants import (ACTIVATION_MAX, ANALYSIS_FEATURES, FEATURE_MAX, MAX_BIAS,
+                             MAX_FAN_IN, MAX_HISTORY, MAX_LATENT_DIM, MAX_LATENT_LEVELS_LOG2,
+                             MAX_LAYER_SHIFT, MAX_LAYER_WIDTH, MAX_LAYERS, MAX_LOSSY_BLOCK,
+                             MAX_WEIGHT, MIN_LOSSY_LATENT_LEVELS_LOG2, MODEL_FORMAT_VERSION,
+                             RESIDUAL_DECODER_LAYERS, Activation, ModelKind)
 from .spec.errors import ModelError
 
 if TYPE_CHECKING:  # numpy is imported where arrays are made: vaelac decode needs none
@@ -33,7 +34,6 @@ __all__ = ["Layer", "Model", "load_model", "default_model", "builtin_models", "f
            "analysis_features", "ANALYSIS_FEATURES", "DEFAULT_MODEL_NAME"]
 
 DEFAULT_MODEL_NAME = "vaelac-default-1"
-ANALYSIS_FEATURES = 26  # length of analysis_features() (§8.5, informative)
 _ANALYSIS_LAGS = 16
 _ANALYSIS_BLOCKS = 8
 
@@ -216,7 +216,7 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
             raise _bad(name, f"history {raw.history} must be 1..{MAX_HISTORY}, block 0")
         if encoder[0].inputs != ANALYSIS_FEATURES:
             raise _bad(name, f"the encoder takes {ANALYSIS_FEATURES} analysis features")
-        if (len(decoder) != 2 or decoder[0].activation != Activation.RELU
+        if (len(decoder) != RESIDUAL_DECODER_LAYERS or decoder[0].activation != Activation.RELU
                 or decoder[1].activation != Activation.IDENTITY
                 or decoder[0].inputs != 2 * raw.history + 5 + raw.latent_dim
                 or decoder[1].outputs != 1):
@@ -224,7 +224,7 @@ def load_model(data: bytes, *, expected_sha256: bytes | None = None) -> Model:
     else:
         if raw.history != 0 or not 1 <= raw.block <= MAX_LOSSY_BLOCK:
             raise _bad(name, f"a LOSSY model has history 0 and block 1..{MAX_LOSSY_BLOCK}")
-        if raw.latent_levels_log2 < 6:
+        if raw.latent_levels_log2 < MIN_LOSSY_LATENT_LEVELS_LOG2:
             raise _bad(name, "a LOSSY model's symbols need 6 or more bits (gains up to 40)")
         if (encoder[0].inputs != raw.block
                 or decoder[0].inputs != raw.latent_dim

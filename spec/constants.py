@@ -163,3 +163,6 @@ OUTPUT_UNIT_SHIFT = 12  # the correction is (output << min(k, 40)) >> 12
 SCALE_STAT_SHIFT = 4  # a += min(|e|, FEATURE_CLAMP) - (a >> 4)
 MAX_LOSSY_BLOCK = 1024  # samples reconstructed by one lossy latent vector
 MAX_LOSSY_GAIN = 40  # a lossy block's gain exponent (§8.6)
+MIN_LOSSY_LATENT_LEVELS_LOG2 = 6  # a LOSSY model's symbols must hold gains up to 40 (§8.1)
+ANALYSIS_FEATURES = 26  # inputs of a RESIDUAL model's encoder (§8.1, §8.5)
+RESIDUAL_DECODER_LAYERS = 2  # (2H + 5 + D) -> hidden (RELU) -> 1 (IDENTITY); both fan-ins <= 112

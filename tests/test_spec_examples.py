@@ -79,6 +79,21 @@ def test_appendix_a3_predicted_frame_and_its_arithmetic():
     assert s == x.tolist()
     for text in ("4961, -4384, 1443", "0, 100, 0, 30, 31, 33", "C7 11 FA E5", "93 "):
         assert text in SPEC
+    # the 78 header bytes the spec lists, the MD5 computed here from the samples
+    md5 = hashlib.md5(x.astype("<i2").tobytes()).hexdigest().upper()
+    assert stream[38:54].hex().upper() == md5
+    listed = SPEC[SPEC.index("### A.3"):SPEC.index("and its frame at offset 78 is:")]
+    listed = listed[listed.index("```"):]
+    lines = [line for line in listed.splitlines()[1:] if line and not line.startswith("`")]
+    tokens = " ".join(line.split("  ")[0] for line in lines)
+    tokens = tokens.replace("|", " ").split()
+    hex_bytes: list[str] = []
+    for k, token in enumerate(tokens):  # "00 × 16" is sixteen zero bytes
+        if token == "×":
+            hex_bytes += [hex_bytes[-1]] * (int(tokens[k + 1]) - 1)
+        elif k == 0 or tokens[k - 1] != "×":
+            hex_bytes.append(token)
+    assert bytes.fromhex("".join(hex_bytes)) == stream[:78]
 
 
 def test_the_well_known_models_table_names_the_shipped_files():
