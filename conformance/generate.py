@@ -196,6 +196,12 @@ def build_vectors():
     yield ok("subset", "subframe_mixed_cascade_stereo", "MIXED_CASCADE subframes with the cross "
              "stage, 24-bit", "§5.4 §6.4 §6.5", demo << 8, demo_rate, 24, level=8, mode=0,
              frame_length=16384, require=4)
+    # 24 bits without wasted bits: LPC residuals and stage inputs beyond ±32767, so the stages'
+    # history clamp (§6.4's clampH) decides values; the vectors above stay inside it
+    dithered = (demo << 8) + np.random.default_rng(24).integers(0, 256, demo.shape)
+    yield ok("subset", "subframe_mixed_cascade_24bit", "MIXED_CASCADE subframes on 24-bit audio "
+             "without wasted bits: stage inputs beyond the history clamp", "§5.4 §6.4 §6.5",
+             dithered, demo_rate, 24, level=8, mode=0, frame_length=16384, require=4)
     # the first half second of the demo: the least-squares predictor wins its first frame
     opening, _ = _demo(0.5, 0.0)
     yield ok("subset", "subframe_ols_cascade", "OLS_CASCADE subframes, no cross input",
