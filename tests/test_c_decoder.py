@@ -1,0 +1,114 @@
+"""A second decoder: ``conformance/c-decoder/``, written in C from ``spec/`` alone (stop 17; it
+shares no code with the reference and read none of it). Every conformance vector must decode to
+its manifest's PCM MD5 or be rejected with the manifest's error class, and streams of the
+reference encoder — every level, with and without the learned model, odd bit depths, many
+channels, real recordings when the dev corpus is there — must decode to the MD5 of the encoder's
+input. So the vectors and the encoder are checked by a decoder other than the one they were made
+with, and the spec by a reader who had nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vaelac
+from vaelac.conformance._kit import pcm_md5, read_wav
+from vaelac.wav import read_wav as read_input
+
+from _signals import make_signal
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "conformance" / "c-decoder"
+VECTORS = ROOT / "conformance" / "vectors"
+MODELS = ROOT / "reference" / "data" / "models"
+MANIFEST = json.loads((VECTORS / "manifest.json").read_text())["vectors"]
+CORPUS = Path(os.environ.get("VAELAC_CORPUS", ROOT.parent / "corpus" / "dev"))
+
+
+@pytest.fixture(scope="module")
+def vaedec(tmp_path_factory) -> Path:
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    if not shutil.which(compiler[0]):
+        pytest.skip(f"no C compiler ({compiler[0]}) to build conformance/c-decoder")
+    exe = tmp_path_factory.mktemp("c-decoder") / "vaedec"
+    sources = sorted(str(p) for p in SOURCES.glob("*.c"))
+    subprocess.run(compiler + ["-O2", "-std=c11", "-Wall", "-Werror", "-o", str(exe)]
+                   + sources + ["-lm"], check=True, capture_output=True, text=True)
+    return exe
+
+
+def _decode(vaedec: Path, stream: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(vaedec), "-m", str(MODELS), str(stream), str(out)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_every_vector(vaedec, tmp_path, name):
+    entry = MANIFEST[name]
+    out = tmp_path / "out.wav"
+    proc = _decode(vaedec, VECTORS / name, out)
+    if entry["expect"] == "reject":
+        assert proc.returncode != 0 and not out.exists() and not list(tmp_path.iterdir())
+        assert f": {entry['error']}: " in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1
+        return
+    assert proc.returncode == 0, proc.stderr
+    pcm, rate, bits = read_wav(out)
+    assert (rate, pcm.shape[1], bits, len(pcm)) == (
+        entry["sample_rate"], entry["channels"], entry["bits_per_sample"], entry["frames"])
+    assert pcm_md5(pcm, bits) == entry["pcm_md5"]
+
+
+def _round_trip(vaedec: Path, tmp_path: Path, pcm: np.ndarray, rate: int, bits: int,
+                **options) -> None:
+    stream = tmp_path / "in.vae"
+    vaelac.write(stream, pcm, rate, bits=bits, **options)
+    out = tmp_path / "out.wav"
+    proc = _decode(vaedec, stream, out)
+    assert proc.returncode == 0, proc.stderr
+    back, back_rate, back_bits = read_wav(out)
+    assert (back_rate, back_bits) == (rate, bits)
+    assert pcm_md5(back, bits) == pcm_md5(pcm.reshape(len(pcm), -1), bits)
+
+
+@pytest.mark.parametrize("level", range(9))
+def test_every_level_of_the_reference_encoder(vaedec, tmp_path, level):
+    """Stereo music-like audio: levels 5-8 write CASCADE, MIXED_CASCADE and (8) OLS_CASCADE
+    subframes, levels 0-4 PREDICTED and MODEL_PREDICTED ones."""
+    pcm, fmt = read_input(ROOT / "reference" / "data" / "demo.wav")
+    _round_trip(vaedec, tmp_path, pcm[:40000], fmt.sample_rate, fmt.bits_per_sample, level=level)
+
+
+@pytest.mark.parametrize("kind,channels,bits,level", [
+    ("walk", 1, 1, 4), ("sine", 2, 7, 5), ("noise", 3, 12, 8), ("chirp", 6, 20, 5),
+    ("walk", 2, 24, 8), ("extremes", 2, 32, 4), ("wasted", 2, 16, 8), ("silence", 8, 16, 5)])
+def test_signals_of_every_shape(vaedec, tmp_path, kind, channels, bits, level):
+    pcm = make_signal(kind, 20000, channels, bits, seed=channels + bits)
+    _round_trip(vaedec, tmp_path, pcm, 44100, bits, level=level)
+
+
+def test_the_plain_path_without_the_model(vaedec, tmp_path):
+    pcm = make_signal("walk", 30000, 2, 16, seed=3)
+    _round_trip(vaedec, tmp_path, pcm, 48000, 16, level=4, model=None)
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"dev corpus not at {CORPUS} "
+                    "(../shared/corpus/build_dev_corpus.sh; or set VAELAC_CORPUS)")
+@pytest.mark.parametrize("name", ["h2rock_Cowbell-Med.wav", "midi_chemistry_lab_48k24.wav",
+                                  "sp_bd_boom.wav", "alsa_Front_Center.wav"])
+def test_real_recordings_at_level_8(vaedec, tmp_path, name):
+    """Level 8 (OLS_CASCADE, the long stage sets) on real audio: 16- and 24-bit, mono and
+    stereo; the first 10 s of each."""
+    if not (CORPUS / name).exists():
+        pytest.skip(f"{name} is not in {CORPUS}")
+    pcm, fmt = read_input(CORPUS / name)
+    pcm = pcm[:10 * fmt.sample_rate]
+    _round_trip(vaedec, tmp_path, pcm, fmt.sample_rate, fmt.bits_per_sample, level=8)
