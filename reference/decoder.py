@@ -313,7 +313,8 @@ class StreamDecoder:
                                   section="§4.1")
             body_offset = offset + 4
             name = BlockType(kind).name if kind in BlockType._value2member_map_ else "RESERVED"
-            if kind in (BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_DATA) and name in seen:
+            if kind in (BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
+                        BlockType.MODEL_DATA) and name in seen:
                 raise FormatError(f"a second {name} block", structure="metadata block header",
                                   offset=offset, section="§4.1")
             seen.add(name)
@@ -337,9 +338,6 @@ class StreamDecoder:
                 info.seek_points = [(p.sample_number, p.byte_offset) for p in table
                                     if p.sample_number != UNKNOWN_TOTAL_SAMPLES]
             elif kind == BlockType.MODEL_REF:
-                if info.model_sha256 is not None:
-                    raise FormatError("a second MODEL_REF block", structure="MODEL_REF",
-                                      offset=offset, section="§4.6")
                 ref = _parse_exact(grammar.ModelRef, body, "MODEL_REF", body_offset)
                 info.model_sha256, info.model_name = bytes(ref.sha256), ref.name
             info.blocks.append((name, offset, length))
@@ -355,6 +353,11 @@ class StreamDecoder:
         def bad(what: str) -> FormatError:
             return FormatError(what, structure="STREAMINFO", offset=offset, section="§4.2")
 
+        # reserved bits first: a later minor version that sets one may give other fields
+        # values this decoder does not know, and must be UnsupportedError, not FormatError
+        if s.flags & ~STREAMINFO_FLAGS_DEFINED or s.reserved:
+            raise UnsupportedError(f"reserved STREAMINFO bits set (flags 0x{s.flags:02x})",
+                                   structure="STREAMINFO", offset=offset, section="§4.2")
         if s.sample_rate == 0:
             raise bad("sample_rate 0 is invalid")
         if s.channels == 0:
@@ -363,9 +366,6 @@ class StreamDecoder:
             raise bad(f"bits_per_sample {s.bits_per_sample} is outside 1..32")
         if not MIN_FRAME_LENGTH <= s.frame_length <= MAX_FRAME_LENGTH:
             raise bad(f"frame_length {s.frame_length} is outside 1..{MAX_FRAME_LENGTH}")
-        if s.flags & ~STREAMINFO_FLAGS_DEFINED or s.reserved:
-            raise UnsupportedError(f"reserved STREAMINFO bits set (flags 0x{s.flags:02x})",
-                                   structure="STREAMINFO", offset=offset, section="§4.2")
         return StreamInfo(
             sample_rate=s.sample_rate, channels=s.channels, bits_per_sample=s.bits_per_sample,
             frame_length=s.frame_length,

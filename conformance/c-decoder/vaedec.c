@@ -109,6 +109,26 @@ static const uint8_t *need(prd *r, size_t k)
 }
 static uint64_t rdu(prd *r, int k) { return be(need(r, (size_t)k), k); }
 
+/* §5.3: a subframe is read whole by §5.4's grammar first (each field's size follows from the
+ * fields before it as stored, in range or not; a payload that ends first is a TruncatedError),
+ * and only then are its values checked. The first value out of range is kept here until the
+ * subframe has been read. */
+static char out_of_range[512];
+
+static void defer(const char *fmt, ...)
+{
+    if (out_of_range[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out_of_range, sizeof out_of_range, fmt, ap);
+    va_end(ap);
+}
+
+static void check_ranges(void)
+{
+    if (out_of_range[0]) fail(E_FORMAT, "%s", out_of_range);
+}
+
 static void model_hex(const uint8_t *h, char *out)
 {
     for (int i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", h[i]);
@@ -211,11 +231,12 @@ static void read_lpc(prd *r, lpc_t *l)
     l->coef_bits = (int)rdu(r, 1);
     l->shift = (int)rdu(r, 1);
     l->iml = (int)rdu(r, 1);
-    if (l->order < 1 || l->order > 32) fail(E_FORMAT, "LPC order %d out of 1..32 (§5.4)", l->order);
-    if (l->coef_bits < 1 || l->coef_bits > 16) fail(E_FORMAT, "coef_bits %d out of 1..16 (§5.4)", l->coef_bits);
-    if (l->shift > 31) fail(E_FORMAT, "LPC shift %d > 31 (§5.4)", l->shift);
-    if (l->iml > 55) fail(E_FORMAT, "initial_mean_log2 %d > 55 (§5.4)", l->iml);
+    if (l->order < 1 || l->order > 32) defer("LPC order %d out of 1..32 (§5.4)", l->order);
+    if (l->coef_bits < 1 || l->coef_bits > 16) defer("coef_bits %d out of 1..16 (§5.4)", l->coef_bits);
+    if (l->shift > 31) defer("LPC shift %d > 31 (§5.4)", l->shift);
+    if (l->iml > 55) defer("initial_mean_log2 %d > 55 (§5.4)", l->iml);
     const uint8_t *cp = need(r, (size_t)(l->order * l->coef_bits + 7) / 8);
+    if (out_of_range[0]) return; /* the coefficients are only unpacked when order and width are valid */
     for (int j = 0; j < l->order; j++) l->c[j] = getbits_s(cp, (uint64_t)j * l->coef_bits, l->coef_bits);
 }
 
@@ -225,18 +246,18 @@ static void read_stages(prd *r, casc_t *c)
     c->cross_shift = (int)rdu(r, 1);
     c->cross_step = (int)rdu(r, 1);
     c->S = (int)rdu(r, 1);
-    if (c->K > 32) fail(E_FORMAT, "cross_taps %d > 32 (§5.4)", c->K);
-    if (c->cross_shift > 47) fail(E_FORMAT, "cross_shift %d > 47 (§5.4)", c->cross_shift);
-    if (c->S > 4) fail(E_FORMAT, "stage_count %d > 4 (§5.4)", c->S);
+    if (c->K > 32) defer("cross_taps %d > 32 (§5.4)", c->K);
+    if (c->cross_shift > 47) defer("cross_shift %d > 47 (§5.4)", c->cross_shift);
+    if (c->S > 4) defer("stage_count %d > 4 (§5.4)", c->S);
     for (int k = 0; k < c->S; k++) {
-        stage_t *s = &c->st[k];
+        stage_t spare, *s = k < 4 ? &c->st[k] : &spare; /* stages past the 4th are read, not kept */
         s->N = (int)rdu(r, 2);
         s->shift = (int)rdu(r, 1);
         s->step = (int)rdu(r, 1);
         s->rule = (int)rdu(r, 1);
-        if (s->N < 1 || s->N > 1024) fail(E_FORMAT, "stage taps %d out of 1..1024 (§5.4)", s->N);
-        if (s->shift > 47) fail(E_FORMAT, "stage shift %d > 47 (§5.4)", s->shift);
-        if (s->rule > 1) fail(E_FORMAT, "stage rule %d reserved (§5.4)", s->rule);
+        if (s->N < 1 || s->N > 1024) defer("stage taps %d out of 1..1024 (§5.4)", s->N);
+        if (s->shift > 47) defer("stage shift %d > 47 (§5.4)", s->shift);
+        if (s->rule > 1) defer("stage rule %d is not 0 or 1 (§5.4)", s->rule);
     }
     c->mixed = 0;
     c->mix_shift = 0;
@@ -248,9 +269,9 @@ static void read_mixer(prd *r, casc_t *c)
     c->mix_shift = (int)rdu(r, 1);
     c->mix_step = (int)rdu(r, 1);
     c->mix_bias = (int)rdu(r, 1);
-    if (c->mix_shift > 14) fail(E_FORMAT, "mix_shift %d > 14 (§5.4)", c->mix_shift);
-    if (c->mix_step > 63) fail(E_FORMAT, "mix_step %d > 63 (§5.4)", c->mix_step);
-    if (c->mix_bias > 16) fail(E_FORMAT, "mix_bias %d > 16 (§5.4)", c->mix_bias);
+    if (c->mix_shift > 14) defer("mix_shift %d > 14 (§5.4)", c->mix_shift);
+    if (c->mix_step > 63) defer("mix_step %d > 63 (§5.4)", c->mix_step);
+    if (c->mix_bias > 16) defer("mix_bias %d > 16 (§5.4)", c->mix_bias);
 }
 
 static void decode_subframe(prd *r, int w, int n, sub_t *o, const sub_t *prev)
@@ -259,7 +280,8 @@ static void decode_subframe(prd *r, int w, int n, sub_t *o, const sub_t *prev)
     if (type > 5 && type != 64 && type != 65) fail(E_UNSUPPORTED, "reserved subframe type %d (§5.3)", type);
     if (type >= 64) model_checks(type); /* before wasted_bits and the body (§8.1) */
     int wasted = (int)rdu(r, 1);
-    if (wasted >= w || wasted > 31) fail(E_FORMAT, "wasted_bits %d not below width %d (§5.3)", wasted, w);
+    out_of_range[0] = 0;
+    if (wasted >= w || wasted > 31) defer("wasted_bits %d not below width %d (§5.3)", wasted, w);
     o->type = type;
     o->wasted = wasted;
     o->has_cross = 0;
@@ -270,7 +292,8 @@ static void decode_subframe(prd *r, int w, int n, sub_t *o, const sub_t *prev)
 
     if (type == 0) {
         int64_t val = (int64_t)rdu(r, 8);
-        if (wasted) fail(E_FORMAT, "CONSTANT with wasted_bits %d (§5.4)", wasted);
+        if (wasted) defer("CONSTANT with wasted_bits %d (§5.4)", wasted);
+        check_ranges();
         range_check(val, w, 0);
         for (int i = 0; i < n; i++) s[i] = val;
         return;
@@ -278,16 +301,18 @@ static void decode_subframe(prd *r, int w, int n, sub_t *o, const sub_t *prev)
     if (type == 1) {
         uint64_t dl = rdu(r, 4);
         uint64_t want = ((uint64_t)n * (uint64_t)v + 7) / 8;
-        if (dl != want) fail(E_FORMAT, "VERBATIM data_length %llu, expected %llu (§5.4)",
-                             (unsigned long long)dl, (unsigned long long)want);
+        if (dl != want) defer("VERBATIM data_length %llu, expected %llu (§5.4)",
+                              (unsigned long long)dl, (unsigned long long)want);
         const uint8_t *d = need(r, (size_t)dl);
+        check_ranges();
         for (int i = 0; i < n; i++) s[i] = getbits_s(d, (uint64_t)i * v, v);
         return;
     }
     if (type == 65) {
-        if (wasted) fail(E_FORMAT, "MODEL_LOSSY with wasted_bits %d (§8.6)", wasted);
+        if (wasted) defer("MODEL_LOSSY with wasted_bits %d (§8.6)", wasted);
         uint64_t dl = rdu(r, 4);
         const uint8_t *d = need(r, (size_t)dl);
+        check_ranges();
         rdec rd;
         rd_init(&rd, d, (size_t)dl);
         model_t *m = model;
@@ -336,14 +361,14 @@ static void decode_subframe(prd *r, int w, int n, sub_t *o, const sub_t *prev)
         ols->f = (int)rdu(r, 1);
         ols->rho = (int)rdu(r, 1);
         int il = (int)rdu(r, 1);
-        if (iml > 55) fail(E_FORMAT, "initial_mean_log2 %d > 55 (§5.4)", iml);
-        if (ols->K < 1 || ols->K > 32) fail(E_FORMAT, "ols_taps %d out of 1..32 (§5.4)", ols->K);
-        if (ols->C > 32 - ols->K) fail(E_FORMAT, "ols_cross_taps %d > 32 - ols_taps (§5.4)", ols->C);
-        if (ols->sigma > 24) fail(E_FORMAT, "ols_scale %d > 24 (§5.4)", ols->sigma);
-        if (ols->f < 1 || ols->f > 13) fail(E_FORMAT, "ols_forget %d out of 1..13 (§5.4)", ols->f);
-        if (ols->rho < 1 || ols->rho > 62) fail(E_FORMAT, "ols_ridge %d out of 1..62 (§5.4)", ols->rho);
-        if (il < 3 || il > 10) fail(E_FORMAT, "ols_interval_log2 %d out of 3..10 (§5.4)", il);
-        ols->P = 1 << il;
+        if (iml > 55) defer("initial_mean_log2 %d > 55 (§5.4)", iml);
+        if (ols->K < 1 || ols->K > 32) defer("ols_taps %d out of 1..32 (§5.4)", ols->K);
+        if (ols->C > 32 - ols->K) defer("ols_cross_taps %d > 32 - ols_taps (§5.4)", ols->C);
+        if (ols->sigma > 24) defer("ols_scale %d > 24 (§5.4)", ols->sigma);
+        if (ols->f < 1 || ols->f > 13) defer("ols_forget %d out of 1..13 (§5.4)", ols->f);
+        if (ols->rho < 1 || ols->rho > 62) defer("ols_ridge %d out of 1..62 (§5.4)", ols->rho);
+        if (il < 3 || il > 10) defer("ols_interval_log2 %d out of 3..10 (§5.4)", il);
+        ols->P = 1 << (il & 15);
         read_stages(r, &cs);
         read_mixer(r, &cs);
     } else {
@@ -354,6 +379,7 @@ static void decode_subframe(prd *r, int w, int n, sub_t *o, const sub_t *prev)
     }
     uint64_t dl = rdu(r, 4);
     const uint8_t *d = need(r, (size_t)dl);
+    check_ranges();
     rdec rd;
     rd_init(&rd, d, (size_t)dl);
     int64_t lat[32];
@@ -524,24 +550,30 @@ int main(int argc, char **argv)
         pos += 4;
         if (type == 127) fail(E_FORMAT, "forbidden metadata block type 127 (§4.1)");
         if (nblocks == 0 && type != 0) fail(E_FORMAT, "first metadata block is not STREAMINFO (§4.1)");
-        if (len > fsize - pos) fail(E_TRUNCATED, "metadata block of %zu bytes runs past the end of the file (§4.1)", len);
-        const uint8_t *body = buf + pos;
         if (type <= 5) {
             if (seen[type] && type != 1)
                 fail(E_FORMAT, "metadata block type %d appears more than once (§4)", type);
             seen[type] = 1;
         }
+        /* §4.1: what the header alone decides comes before the body is looked for */
+        if (type == 0 && len != 40) fail(E_FORMAT, "STREAMINFO length %zu, not 40 (§4.2)", len);
+        if (type == 2 && (len < 4 || (len - 4) % 16)) fail(E_FORMAT, "SEEKTABLE length %zu is not 4 + 16k (§4.4)", len);
+        if (type == 3 && len < 8) fail(E_FORMAT, "TAGS length %zu is below 8 (§4.5)", len);
+        if (type == 4 && (len < 33 || len > 288)) fail(E_FORMAT, "MODEL_REF length %zu not 33..288 (§4.6)", len);
+        if (len > fsize - pos) fail(E_TRUNCATED, "metadata block of %zu bytes runs past the end of the file (§4.1)", len);
+        const uint8_t *body = buf + pos;
         switch (type) {
         case 0:
             if (len != 40) fail(E_FORMAT, "STREAMINFO length %zu, not 40 (§4.2)", len);
             sample_rate = (uint32_t)be(body, 4);
             channels = body[4];
             bps = body[5];
+            /* §4.2: flags and reserved before the other fields */
+            if (body[6] & 0xFE) fail(E_UNSUPPORTED, "reserved STREAMINFO flag bits 0x%02x (§4.2)", body[6]);
+            if (body[7]) fail(E_UNSUPPORTED, "STREAMINFO reserved byte is %d (§4.2)", body[7]);
             if (sample_rate == 0) fail(E_FORMAT, "sample_rate 0 (§4.2)");
             if (channels == 0) fail(E_FORMAT, "channels 0 (§4.2)");
             if (bps < 1 || bps > 32) fail(E_FORMAT, "bits_per_sample %d (§4.2)", bps);
-            if (body[6] & 0xFE) fail(E_UNSUPPORTED, "reserved STREAMINFO flag bits 0x%02x (§4.2)", body[6]);
-            if (body[7]) fail(E_UNSUPPORTED, "STREAMINFO reserved byte is %d (§4.2)", body[7]);
             lossy = body[6] & 1;
             frame_length = (uint32_t)be(body + 8, 4);
             if (frame_length < 1 || frame_length > 65535) fail(E_FORMAT, "frame_length %u (§4.2)", frame_length);
