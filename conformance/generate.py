@@ -84,6 +84,91 @@ def _kernels_rc_encode_zeros(n: int) -> bytes:
     return kernels.rc_encode(np.zeros(n, np.int64), 0)
 
 
+def random_subframe(rng, n: int, width: int, kinds=(2, 3, 4, 5)) -> bytes:
+    """A valid subframe of one of ``kinds`` (2-5) with random legal parameters (§5.4) over
+    range-coded random residuals, for ``n`` values of ``width`` bits: corners of §6.3-§6.6 that
+    no encoder reaches (a ridge of 2^-1, 1024-tap SIGN stages with step 255, shifts of 47,
+    residuals of 2^49). Its values may leave the width; the caller decides what to keep."""
+    from vaelac._backend import kernels
+    from vaelac.spec import container as g
+
+    kind = rng.choice(kinds)
+    scale = 2 ** rng.uniform(0, rng.choice([4, 12, 20]))
+    e = np.round(np.random.default_rng(rng.getrandbits(32)).laplace(0, scale, n)).astype(np.int64)
+    if rng.random() < 0.5:  # a tone in the residuals gives the adaptive predictors something to fit
+        tone = 2 ** rng.uniform(4, 20) * np.sin(rng.uniform(0.01, 1.5) * np.arange(n))
+        e += np.round(tone).astype(np.int64)
+    if rng.random() < 0.2:
+        e[rng.randrange(n)] = rng.choice([-1, 1]) * 2 ** rng.randrange(20, 50)
+    mean_log2 = rng.randrange(0, 56)
+    data = kernels.rc_encode(e, mean_log2)
+    body = dict(data_length=len(data), data=data, initial_mean_log2=mean_log2)
+    if kind != 5:
+        order, coef_bits = rng.randrange(1, 33), rng.randrange(1, 17)
+        coefs = "".join(format(rng.getrandbits(coef_bits), f"0{coef_bits}b") for _ in range(order))
+        coefs += "0" * (-len(coefs) % 8)
+        body.update(order=order, coef_bits=coef_bits, shift=rng.randrange(0, 32),
+                    coefs=int(coefs, 2).to_bytes(len(coefs) // 8, "big"))
+    else:
+        taps = rng.randrange(1, 33)
+        body.update(ols_taps=taps, ols_cross_taps=rng.randrange(0, 33 - taps),
+                    ols_scale=rng.randrange(0, 25), ols_forget=rng.randrange(1, 14),
+                    ols_ridge=rng.randrange(1, 63), ols_interval_log2=rng.randrange(3, 11))
+    if kind >= 3:
+        stages = [dict(taps=rng.choice([1, 2, 16, 32, 256, rng.randrange(1, 1025)]),
+                       shift=rng.randrange(0, 48), step=rng.randrange(0, 256),
+                       rule=rng.randrange(0, 2)) for _ in range(rng.randrange(0, 5))]
+        body.update(cross_taps=rng.randrange(0, 33), cross_shift=rng.randrange(0, 48),
+                    cross_step=rng.randrange(0, 256), stage_count=len(stages), stages=stages)
+    if kind >= 4:
+        body.update(mix_shift=rng.randrange(0, 15), mix_step=rng.randrange(0, 64),
+                    mix_bias=rng.randrange(0, 17))
+    wasted = rng.choice([0, 0, 0, rng.randrange(0, min(width, 32))])
+    return g.Subframe.build(dict(subframe_type=kind, wasted_bits=wasted, body=body))
+
+
+def _frame(index: int, count: int, mode: int, payload: bytes) -> bytes:
+    """A frame (§5.1, §5.5) around ``payload``, its CRCs computed."""
+    head = (b"\xff\xf9" + index.to_bytes(4, "big") + count.to_bytes(2, "big") + bytes([mode])
+            + len(payload).to_bytes(4, "big"))
+    body = head + bytes([crc8(head)]) + payload
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: int,
+                       kinds) -> tuple[bytes, np.ndarray]:
+    """A stream of ``frames`` frames whose subframes are :func:`random_subframe`s of ``kinds``
+    in random channel modes, each frame redrawn until its values stay in range (the reference
+    decoder says; tests/test_c_decoder.py checks every vector with a second decoder), and its
+    PCM MD5. Returns the stream and its samples."""
+    import random
+
+    from vaelac import IntegrityError, decode
+
+    rng = random.Random(seed)
+    before, _, _ = _first_frame(_encode(np.zeros((frames * count, channels), np.int64), 44100,
+                                        bits, frame_length=count, level=0))
+    single = bytearray(before)
+    single[26:34] = count.to_bytes(8, "big")  # total_samples: one frame
+    single[38:54] = bytes(16)  # pcm_md5 not computed
+    chosen, blocks = [], []
+    while len(chosen) < frames:
+        mode = rng.randrange(0, 4) if channels >= 2 else 0
+        side = {1: 1, 2: 0, 3: 1}.get(mode)
+        payload = b"".join(random_subframe(rng, count, bits + (c == side), kinds)
+                           for c in range(channels))
+        try:
+            pcm, _ = decode(bytes(single) + _frame(0, count, mode, payload))
+        except IntegrityError:
+            continue
+        chosen.append(_frame(len(chosen), count, mode, payload))
+        blocks.append(np.asarray(pcm, np.int64))
+    pcm = np.concatenate(blocks)
+    head = bytearray(before)
+    head[38:54] = bytes.fromhex(pcm_md5(pcm, bits))
+    return bytes(head) + b"".join(chosen), pcm
+
+
 def _require_subframe(stream: bytes, kind: int) -> None:
     from vaelac.decoder import StreamDecoder
 
@@ -211,6 +296,20 @@ def build_vectors():
              "channel's values as inputs, 24-bit with 8 wasted bits", "§5.4 §6.2 §6.5 §6.6",
              opening << 8, demo_rate, 24, level=8, mode=0, frame_length=16384,
              ols=True, require=5)
+    # random legal parameters over random residuals (32 bits, 4 frames of 1500 samples, every
+    # channel mode): the corners of §6.3-§6.6 no encoder reaches; expected MD5 from the reference
+    # decoder, which tests/test_c_decoder.py checks against the independent C decoder
+    for name, kinds, channels, what in (
+            ("random_parameters_cascade", (3, 4), 2, "CASCADE and MIXED_CASCADE"),
+            ("random_parameters_ols", (5,), 2, "OLS_CASCADE"),
+            ("random_parameters_all", (2, 3, 4, 5), 3,
+             "PREDICTED, CASCADE, MIXED_CASCADE and OLS_CASCADE")):
+        stream, pcm = _random_parameters(len(name), channels, 32, 4, 1500, kinds)
+        yield "subset", name, stream, dict(
+            category="subset", exercises=f"{what} subframes with random legal parameters (taps, "
+            "shifts, steps, rules, mixers, least-squares fields) over random residuals",
+            section="§5.4 §6.1 §6.3-§6.6", sample_rate=44100, channels=channels,
+            bits_per_sample=32, frames=len(pcm), pcm_md5=pcm_md5(pcm, 32), expect="decode")
     for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
         yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
                  signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)

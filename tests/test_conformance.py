@@ -197,6 +197,24 @@ def test_the_reference_decoder_passes_every_vector(tmp_path):
     assert [c for c in cases if not c.passed] == []
 
 
+@pytest.mark.parametrize("name", sorted(p for p in MANIFEST["vectors"] if "random_parameters" in p))
+def test_the_pure_python_kernels_decode_the_random_parameter_vectors(name):
+    """The random-parameter vectors' MD5 comes from the reference decoder (with its compiled
+    kernels); the C decoder of conformance/c-decoder confirms it (test_c_decoder.py), and so
+    does the pure-Python twin of the kernels, a third implementation of §6.3-§6.6."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VAELAC_PURE_PYTHON="1")
+    proc = subprocess.run([sys.executable, "-m", "vaelac", "test", str(generate.VECTORS / name)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and "MD5 checked" in proc.stdout, proc.stdout + proc.stderr
+    assert MANIFEST["vectors"][name]["pcm_md5"]  # and the stream's MD5 is the manifest's:
+    stream = (generate.VECTORS / name).read_bytes()
+    assert stream[38:54].hex() == MANIFEST["vectors"][name]["pcm_md5"]
+
+
 @pytest.mark.parametrize("broken, caught_by", [
     (flips_a_sample, "decoded samples differ"),
     (drops_the_last_sample, "format (rate, channels, bits, frames)"),
