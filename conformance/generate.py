@@ -84,11 +84,12 @@ def _kernels_rc_encode_zeros(n: int) -> bytes:
     return kernels.rc_encode(np.zeros(n, np.int64), 0)
 
 
-def random_subframe(rng, n: int, width: int, kinds=(2, 3, 4, 5)) -> bytes:
-    """A valid subframe of one of ``kinds`` (2-5) with random legal parameters (§5.4) over
-    range-coded random residuals, for ``n`` values of ``width`` bits: corners of §6.3-§6.6 that
-    no encoder reaches (a ridge of 2^-1, 1024-tap SIGN stages with step 255, shifts of 47,
-    residuals of 2^49). Its values may leave the width; the caller decides what to keep."""
+def random_subframe(rng, n: int, width: int, kinds=(2, 3, 4, 5), model=None) -> bytes:
+    """A valid subframe of one of ``kinds`` (2-5, and 64 with ``model``) with random legal
+    parameters (§5.4) over range-coded random residuals, for ``n`` values of ``width`` bits:
+    corners of §6.3-§6.6 and §8.3 that no encoder reaches (a ridge of 2^-1, 1024-tap SIGN stages
+    with step 255, shifts of 47, residuals of 2^49, any latent symbols). Its values may leave
+    the width; the caller decides what to keep."""
     from vaelac._backend import kernels
     from vaelac.spec import container as g
 
@@ -101,7 +102,12 @@ def random_subframe(rng, n: int, width: int, kinds=(2, 3, 4, 5)) -> bytes:
     if rng.random() < 0.2:
         e[rng.randrange(n)] = rng.choice([-1, 1]) * 2 ** rng.randrange(20, 50)
     mean_log2 = rng.randrange(0, 56)
-    data = kernels.rc_encode(e, mean_log2)
+    latents = ()
+    if kind == 64:  # MODEL_PREDICTED: any latent symbols, coded under the model's prior (§8.4)
+        levels = 1 << model.latent_levels_log2
+        symbols = np.array([rng.randrange(levels) for _ in range(model.latent_dim)], np.int64)
+        latents = (symbols, model.prior, model.latent_levels_log2)
+    data = kernels.rc_encode(e, mean_log2, *latents)
     body = dict(data_length=len(data), data=data, initial_mean_log2=mean_log2)
     if kind != 5:
         order, coef_bits = rng.randrange(1, 33), rng.randrange(1, 17)
@@ -109,18 +115,20 @@ def random_subframe(rng, n: int, width: int, kinds=(2, 3, 4, 5)) -> bytes:
         coefs += "0" * (-len(coefs) % 8)
         body.update(order=order, coef_bits=coef_bits, shift=rng.randrange(0, 32),
                     coefs=int(coefs, 2).to_bytes(len(coefs) // 8, "big"))
+        if kind == 64 and rng.random() < 0.5:  # a stable predictor (2, -1), so values stay in range
+            body.update(order=2, coef_bits=4, shift=0, coefs=bytes([0x2F]))
     else:
         taps = rng.randrange(1, 33)
         body.update(ols_taps=taps, ols_cross_taps=rng.randrange(0, 33 - taps),
                     ols_scale=rng.randrange(0, 25), ols_forget=rng.randrange(1, 14),
                     ols_ridge=rng.randrange(1, 63), ols_interval_log2=rng.randrange(3, 11))
-    if kind >= 3:
+    if kind in (3, 4, 5):
         stages = [dict(taps=rng.choice([1, 2, 16, 32, 256, rng.randrange(1, 1025)]),
                        shift=rng.randrange(0, 48), step=rng.randrange(0, 256),
                        rule=rng.randrange(0, 2)) for _ in range(rng.randrange(0, 5))]
         body.update(cross_taps=rng.randrange(0, 33), cross_shift=rng.randrange(0, 48),
                     cross_step=rng.randrange(0, 256), stage_count=len(stages), stages=stages)
-    if kind >= 4:
+    if kind in (4, 5):
         body.update(mix_shift=rng.randrange(0, 15), mix_step=rng.randrange(0, 64),
                     mix_bias=rng.randrange(0, 17))
     wasted = rng.choice([0, 0, 0, rng.randrange(0, min(width, 32))])
@@ -136,7 +144,7 @@ def _frame(index: int, count: int, mode: int, payload: bytes) -> bytes:
 
 
 def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: int,
-                       kinds) -> tuple[bytes, np.ndarray]:
+                       kinds, model=None) -> tuple[bytes, np.ndarray]:
     """A stream of ``frames`` frames whose subframes are :func:`random_subframe`s of ``kinds``
     in random channel modes, each frame redrawn until its values stay in range (the reference
     decoder says; tests/test_c_decoder.py checks every vector with a second decoder), and its
@@ -147,7 +155,7 @@ def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: 
 
     rng = random.Random(seed)
     before, _, _ = _first_frame(_encode(np.zeros((frames * count, channels), np.int64), 44100,
-                                        bits, frame_length=count, level=0))
+                                        bits, frame_length=count, level=0, model=model))
     single = bytearray(before)
     single[26:34] = count.to_bytes(8, "big")  # total_samples: one frame
     single[38:54] = bytes(16)  # pcm_md5 not computed
@@ -155,7 +163,7 @@ def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: 
     while len(chosen) < frames:
         mode = rng.randrange(0, 4) if channels >= 2 else 0
         side = {1: 1, 2: 0, 3: 1}.get(mode)
-        payload = b"".join(random_subframe(rng, count, bits + (c == side), kinds)
+        payload = b"".join(random_subframe(rng, count, bits + (c == side), kinds, model)
                            for c in range(channels))
         try:
             pcm, _ = decode(bytes(single) + _frame(0, count, mode, payload))
@@ -310,6 +318,16 @@ def build_vectors():
             "shifts, steps, rules, mixers, least-squares fields) over random residuals",
             section="§5.4 §6.1 §6.3-§6.6", sample_rate=44100, channels=channels,
             bits_per_sample=32, frames=len(pcm), pcm_md5=pcm_md5(pcm, 32), expect="decode")
+    from vaelac.model import default_model
+
+    residual_model = default_model()
+    stream, pcm = _random_parameters(64, 2, 24, 4, 1500, (64, 64, 64, 2), residual_model)
+    yield "subset", "random_parameters_model", stream, dict(
+        category="subset", exercises="MODEL_PREDICTED subframes (and PREDICTED "
+        "ones) with random predictors and random latent symbols over random residuals, the "
+        "shipped model named, not embedded", section="§5.4 §8.2-§8.4", sample_rate=44100,
+        channels=2, bits_per_sample=24, frames=len(pcm), pcm_md5=pcm_md5(pcm, 24),
+        expect="decode", needs_model=_model_entry(residual_model))
     for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
         yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
                  signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)
