@@ -1722,7 +1722,8 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
                 q[j] = clamp_to(j ? p[j - 1] : pc, MIX_INPUT_MAX);
                 acc += mw[j] * q[j];
             }
-            if (mix[2]) acc += bias_weight << (mix[2] - 1);
+            /* bias * 2^(mix_bias-1) as a multiply: << of a negative value is undefined in C */
+            if (mix[2]) acc += bias_weight * ((int64_t)1 << (mix[2] - 1));
             total = acc >> mix[0];
         } else {
             total = pc;
@@ -1807,7 +1808,7 @@ static ALWAYS_INLINE void cascade_many_body(const int64_t *buf, const int32_t *c
                                     MIX_INPUT_MAX);
                     acc += set->mw[j] * q[j];
                 }
-                if (set->mix[2]) acc += set->bias_weight << (set->mix[2] - 1);
+                if (set->mix[2]) acc += set->bias_weight * ((int64_t)1 << (set->mix[2] - 1));
                 total = acc >> set->mix[0];
             } else {
                 total = pc;
