@@ -135,6 +135,10 @@ def random_subframe(rng, n: int, width: int, kinds=(2, 3, 4, 5), model=None) -> 
     return g.Subframe.build(dict(subframe_type=kind, wasted_bits=wasted, body=body))
 
 
+_RANDOM_NOTE = ("no source audio: the expected MD5 is the reference decoder's, confirmed by the "
+                "independent C decoder (conformance/c-decoder) and the pure-Python kernels")
+
+
 def _frame(index: int, count: int, mode: int, payload: bytes) -> bytes:
     """A frame (§5.1, §5.5) around ``payload``, its CRCs computed."""
     head = (b"\xff\xf9" + index.to_bytes(4, "big") + count.to_bytes(2, "big") + bytes([mode])
@@ -317,7 +321,8 @@ def build_vectors():
             category="subset", exercises=f"{what} subframes with random legal parameters (taps, "
             "shifts, steps, rules, mixers, least-squares fields) over random residuals",
             section="§5.4 §6.1 §6.3-§6.6", sample_rate=44100, channels=channels,
-            bits_per_sample=32, frames=len(pcm), pcm_md5=pcm_md5(pcm, 32), expect="decode")
+            bits_per_sample=32, frames=len(pcm), pcm_md5=pcm_md5(pcm, 32), expect="decode",
+            note=_RANDOM_NOTE)
     from vaelac.model import default_model
 
     residual_model = default_model()
@@ -327,7 +332,7 @@ def build_vectors():
         "ones) with random predictors and random latent symbols over random residuals, the "
         "shipped model named, not embedded", section="§5.4 §8.2-§8.4", sample_rate=44100,
         channels=2, bits_per_sample=24, frames=len(pcm), pcm_md5=pcm_md5(pcm, 24),
-        expect="decode", needs_model=_model_entry(residual_model))
+        expect="decode", needs_model=_model_entry(residual_model), note=_RANDOM_NOTE)
     for mode, mname in enumerate(("independent", "left_side", "side_right", "mid_side")):
         yield ok("subset", f"mode_{mname}", f"channel_mode {mode}", "§6.1",
                  signal("walk", 3000, 2, 16, next(seed)), 44100, 16, mode=mode)
