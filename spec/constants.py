@@ -64,7 +64,9 @@ class SubframeType(enum.IntEnum):
     MODEL_LOSSY = 65  # §8.6: the paper's lossy VAE frame coder (LOSSY streams only)
 
 
-MODEL_SUBFRAME_TYPES = range(64, 128)
+# the defined model-conditioned types; 66-127 are reserved for more of them and, like every
+# reserved type, an UnsupportedError before any model check (§5.3, §8.1)
+MODEL_SUBFRAME_TYPES = frozenset({SubframeType.MODEL_PREDICTED, SubframeType.MODEL_LOSSY})
 
 MAX_LPC_ORDER = 32
 MAX_COEF_BITS = 16  # signed width of a quantized coefficient, sign included

@@ -6,8 +6,8 @@ to the numeric kernels; everything else is built and parsed here.
 
 from __future__ import annotations
 
-from construct import (Array, BitsInteger, Bitwise, Bytes, Const, Int8ub, Int16ub, Int32ub, Int64sb,
-                       Int64ub, PascalString, PrefixedArray, Struct, Switch, this)
+from construct import (Array, BitsInteger, Bitwise, Bytes, Const, Error, Int8ub, Int16ub, Int32ub,
+                       Int64sb, Int64ub, PascalString, PrefixedArray, Struct, Switch, this)
 
 from .constants import SIGNATURE, BlockType, SubframeType
 
@@ -163,5 +163,5 @@ Subframe = Struct(
         int(SubframeType.OLS_CASCADE): OlsCascadeBody,
         int(SubframeType.MODEL_PREDICTED): PredictedBody,  # §8.4: same body, model-coded data
         int(SubframeType.MODEL_LOSSY): LossyBody,
-    }),
+    }, default=Error),  # a reserved type has no body to parse (§5.3: UnsupportedError)
 )

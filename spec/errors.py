@@ -52,11 +52,14 @@ class NotVaeError(FormatError):
 
 
 class UnsupportedError(FormatError):
-    """An unknown major version or a reserved code point."""
+    """An unknown major version, a reserved STREAMINFO flag bit or reserved byte, a reserved
+    channel_mode or a reserved subframe type (§9) — nothing else: other values out of range
+    are FormatError (a model's, ModelError)."""
 
 
 class TruncatedError(FormatError, EOFError):
-    """The stream ends inside a structure."""
+    """The file ends inside the signature, the version, a metadata block or a frame, or before
+    total_samples; or a subframe runs past its frame's payload (§9)."""
 
 
 class IntegrityError(FormatError):
@@ -64,11 +67,13 @@ class IntegrityError(FormatError):
 
 
 class LimitError(FormatError):
-    """A declared size is larger than the format or the file allows (checked before allocating)."""
+    """A frame's payload_length is above the limit of §5.1 (checked before reading or
+    allocating the payload)."""
 
 
 class ModelError(VaeError):
-    """A model is missing, unknown, or does not match its SHA-256."""
+    """No model has the SHA-256 a stream names, a model file is invalid, or a model is of the
+    wrong kind for its subframes (§8.1); also an unusable model file given to the API."""
 
 
 class EncodeError(VaeError, ValueError):
