@@ -39,7 +39,7 @@ def _build(tmp_path_factory, flags: list[str]) -> Path:
         pytest.skip(f"no C compiler ({compiler[0]}) to build conformance/c-decoder")
     exe = tmp_path_factory.mktemp("c-decoder") / "vaedec"
     sources = sorted(str(p) for p in SOURCES.glob("*.c"))
-    subprocess.run(compiler + ["-std=c11", "-Wall", "-Werror", *flags, "-o", str(exe)]
+    subprocess.run(compiler + ["-std=c11", "-Wall", *flags, "-o", str(exe)]
                    + sources + ["-lm"], check=True, capture_output=True, text=True)
     return exe
 
