@@ -11,7 +11,7 @@ import math
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import BinaryIO, Callable
@@ -684,6 +684,7 @@ class StreamEncoder:
             raise EncodeError(f"frame length must be 1..{MAX_FRAME_LENGTH}")
         self._samples = 0
         self._closed = False
+        self._cancelled = False  # set by a parent encoder that gave up (_on_candidates)
         # The level's frame lengths, each encoded whole into a temporary file (on threads: the
         # kernels run without the GIL); close() copies the smallest stream to fileobj.
         self._candidates: list[StreamEncoder] | None = None
@@ -694,8 +695,6 @@ class StreamEncoder:
                 channel_mask=channel_mask, tags=tags, frame_length=length, vendor=vendor,
                 seek_interval_seconds=seek_interval_seconds, model=self.model,
                 embed_model=embed_model) for length in lengths]
-            self._pool = ThreadPoolExecutor(len(lengths) - 1,
-                                            thread_name_prefix="vaelac-encode")
             return
         self.total_declared = total_samples
         self.channel_mask = channel_mask
@@ -768,16 +767,34 @@ class StreamEncoder:
         self.file.write(b"".join(parts))
 
     def _on_candidates(self, call) -> None:
-        """``call(candidate)`` for every frame length, the first on this thread."""
+        """``call(candidate)`` for every frame length, the first on this thread and the others
+        on daemon threads. If this thread is interrupted (Ctrl-C) or its call raises, the others
+        are told to stop at their next frame and are not waited for: each touches only its own
+        temporary stream, and a daemon thread does not hold up the interpreter's exit (a Ctrl-C
+        used to wait for the other frame length's whole block, minutes with the pure-Python
+        kernels)."""
         first, *others = self._candidates
-        futures = [self._pool.submit(call, other) for other in others]
+        failures: list[BaseException] = []
+
+        def run(candidate: StreamEncoder) -> None:
+            try:
+                call(candidate)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+                failures.append(exc)
+        threads = [threading.Thread(target=run, args=(other,), name="vaelac-encode", daemon=True)
+                   for other in others]
+        for thread in threads:
+            thread.start()
         try:
             call(first)
-        finally:
-            for future in futures:  # every call ends before anything is raised
-                future.exception()
-        for future in futures:
-            future.result()
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            for other in others:
+                other._cancelled = True
+            raise
+        if failures:
+            raise failures[0]
 
     def write(self, pcm: np.ndarray) -> None:
         """Append samples of shape (n, channels) (or (n,) for mono), integer dtype."""
@@ -807,6 +824,8 @@ class StreamEncoder:
             self._emit(self.frame_length)
 
     def _emit(self, count: int) -> None:
+        if self._cancelled:  # the calling thread gave up on this frame length (_on_candidates)
+            raise EncodeError("encoding abandoned")
         data = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         frame_pcm, rest = data[:count], data[count:]
         self._pending = [rest] if len(rest) else []
@@ -839,7 +858,6 @@ class StreamEncoder:
                 best.file.seek(0)
                 shutil.copyfileobj(best.file, self.file, _COPY_BYTES)
             finally:
-                self._pool.shutdown()
                 for candidate in self._candidates:
                     candidate.file.close()
             return

@@ -280,3 +280,32 @@ def test_ctrl_c_right_after_the_temporary_file_is_made_removes_it(tmp_path, monk
         vaelac.write(out, _music(100), 44100)
     assert out.read_bytes() == PRECIOUS and not _parts(tmp_path)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_does_not_wait_for_the_other_frame_lengths(monkeypatch):
+    """Levels 5-8 encode two or three frame lengths at once, the others on daemon threads. A
+    Ctrl-C on the calling thread must not wait for another frame length's block (with the
+    pure-Python kernels that took up to a minute: the CLI's Ctrl-C test timed out under load
+    in stop 17); the others are told to stop at their next frame."""
+    import io
+    import threading
+
+    from vaelac import encoder as encoder_module
+
+    real, release = encoder_module.encode_frame, threading.Event()
+
+    def encode_frame(*args):
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+        release.wait(30)  # another frame length, busy until the test ends
+        return real(*args)
+    monkeypatch.setattr(encoder_module, "encode_frame", encode_frame)
+    enc = encoder_module.StreamEncoder(io.BytesIO(), 44100, 1, 16, level=5, total_samples=70000)
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            enc.write(make_signal("walk", 70000, 1, 16, seed=3))
+        assert time.monotonic() - start < 5
+        assert all(candidate._cancelled for candidate in enc._candidates[1:])
+    finally:
+        release.set()
