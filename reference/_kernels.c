@@ -1430,6 +1430,21 @@ static inline int64_t clamp_to(int64_t v, int64_t bound) {
     return v > bound ? bound : v < -bound ? -bound : v;
 }
 
+/* §6.4's cross prediction pc at sample t, from the first `reach` taps (0 without any) */
+static ALWAYS_INLINE int64_t cross_predict(const int32_t *cw, const int32_t *cross_clamped,
+                                           Py_ssize_t t, int reach, int cross_shift) {
+    if (!reach) return 0;
+    int64_t acc = 0;
+    for (int j = 0; j < reach; j++) acc += (int64_t)cw[j] * cross_clamped[t - j];
+    return acc >> cross_shift;
+}
+
+/* §6.5's constant input, bias * 2^(mix_bias-1), 0 when mix_bias is 0; a multiply, since << of
+ * a negative value is undefined in C */
+static ALWAYS_INLINE int64_t mix_bias_term(int64_t bias_weight, int mix_bias) {
+    return mix_bias ? bias_weight * ((int64_t)1 << (mix_bias - 1)) : 0;
+}
+
 static inline int64_t clamp_history(int64_t v) { return clamp_to(v, CASCADE_HISTORY_MAX); }
 
 static inline int32_t sign64(int64_t v) { return (v > 0) - (v < 0); }
@@ -1685,13 +1700,8 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
     for (int j = 0; j <= stages; j++) mw[j] = mix ? (int64_t)1 << mix[0] : 0;
     if (!cross_clamped) cross_taps = 0;
     for (Py_ssize_t t = 0; t < n; t++) {
-        int64_t pc = 0;
         const int reach = cross_taps < t + 1 ? cross_taps : (int)(t + 1);
-        if (reach) {
-            int64_t acc = 0;
-            for (int j = 0; j < reach; j++) acc += (int64_t)cw[j] * cross_clamped[t - j];
-            pc = acc >> cross_shift;
-        }
+        const int64_t pc = cross_predict(cw, cross_clamped, t, reach, cross_shift);
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
         for (int k = 0; k < stages; k++) {
             CascadeStage *s = &st[k];
@@ -1722,9 +1732,7 @@ static ALWAYS_INLINE void cascade_body(int64_t *buf, const int32_t *cross_clampe
                 q[j] = clamp_to(j ? p[j - 1] : pc, MIX_INPUT_MAX);
                 acc += mw[j] * q[j];
             }
-            /* bias * 2^(mix_bias-1) as a multiply: << of a negative value is undefined in C */
-            if (mix[2]) acc += bias_weight * ((int64_t)1 << (mix[2] - 1));
-            total = acc >> mix[0];
+            total = (acc + mix_bias_term(bias_weight, mix[2])) >> mix[0];
         } else {
             total = pc;
             for (int k = 0; k < stages; k++) total += p[k];
@@ -1783,13 +1791,8 @@ static ALWAYS_INLINE void cascade_many_body(const int64_t *buf, const int32_t *c
     int32_t cw[MAX_CROSS_TAPS] = {0};
     if (!cross_clamped) cross_taps = 0;
     for (Py_ssize_t t = 0; t < n; t++) {
-        int64_t pc = 0;
         const int reach = cross_taps < t + 1 ? cross_taps : (int)(t + 1);
-        if (reach) {
-            int64_t acc = 0;
-            for (int j = 0; j < reach; j++) acc += (int64_t)cw[j] * cross_clamped[t - j];
-            pc = acc >> cross_shift;
-        }
+        const int64_t pc = cross_predict(cw, cross_clamped, t, reach, cross_shift);
         int64_t p[MAX_CASCADE_STAGES], u[MAX_CASCADE_STAGES + 1];
         for (int k = 0; k < shared; k++) p[k] = stage_predict(&shared_st[k], avx2);
         const int64_t r = buf[t];
@@ -1808,8 +1811,7 @@ static ALWAYS_INLINE void cascade_many_body(const int64_t *buf, const int32_t *c
                                     MIX_INPUT_MAX);
                     acc += set->mw[j] * q[j];
                 }
-                if (set->mix[2]) acc += set->bias_weight * ((int64_t)1 << (set->mix[2] - 1));
-                total = acc >> set->mix[0];
+                total = (acc + mix_bias_term(set->bias_weight, set->mix[2])) >> set->mix[0];
             } else {
                 total = pc;
                 for (int k = 0; k < shared; k++) total += p[k];
