@@ -34,3 +34,17 @@ def corpus_dir() -> Path:
         pytest.skip("dev corpus absent: build it with ../shared/corpus/build_dev_corpus.sh "
                     "../corpus/dev or set VAELAC_CORPUS")
     return path
+
+
+@pytest.fixture(scope="session")
+def c_compiler() -> list[str]:
+    """The command of the C compiler Python was built with (the one that builds the kernels),
+    for the C programs of conformance/; skips the test without one."""
+    import shlex
+    import shutil
+    import sysconfig
+
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    if not shutil.which(compiler[0]):
+        pytest.skip(f"no C compiler ({compiler[0]}) to build conformance/'s C programs")
+    return compiler
