@@ -420,7 +420,7 @@ class _ChannelAnalysis:
         """OLS_CASCADE (§6.6) with ``config``, or None if not codable."""
         use_cross = previous is not None and config.cross_taps > 0
         width = max(self.width, previous.width) if use_cross else self.width
-        # inputs below 2**23: the probe's scale (tests/explore/ols_probe.py)
+        # inputs below 2**23: the probe's scale (tools/research/ols_probe.py)
         params = config.params(max(0, _OLS_INPUT_BITS - width), use_cross)
         residual = np.array(self.xs, np.int64)
         kernels.ols(residual, previous.xs if use_cross else None, params, False)

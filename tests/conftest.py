@@ -31,8 +31,9 @@ def _corpus() -> Path | None:
 def corpus_dir() -> Path:
     path = _corpus()
     if path is None:
-        pytest.skip("dev corpus absent: build it with ../shared/corpus/build_dev_corpus.sh "
-                    "../corpus/dev or set VAELAC_CORPUS")
+        pytest.skip("dev corpus absent: build it with "
+                    "'bash benchmarks/corpus/build_dev_corpus.sh corpus/dev' "
+                    "or set VAELAC_CORPUS")
     return path
 
 

@@ -1,8 +1,8 @@
 """Every level on every corpus file, in-process: sizes, encode and decode speed, per category
 and per bit depth, against flac -8 from a codec_bench JSON (issue 7's report).
 
-    python ../shared/bench/codec_bench.py --corpus ../corpus/dev --only flac-8 --json flac.json
-    python tests/explore/level_table.py ../corpus/dev flac.json --json levels.json [--plot levels.svg]
+    python benchmarks/codec_bench.py --corpus ../corpus/dev --only flac-8 --json flac.json
+    python tools/research/level_table.py ../corpus/dev flac.json --json levels.json [--plot levels.svg]
 
 Decode speed is the whole `vaelac.decode` (numpy out) of the stream in memory, so it omits a
 CLI's start-up and file output; the README quotes the bench's CLI figures beside it.

@@ -2,7 +2,7 @@
 columns, through the Python API in one process (the first file is coded once beforehand so
 that loading the kernels and the model is not counted). Checks every round trip.
 
-    python tests/explore/inprocess_speed.py ../corpus/dev --model default none
+    python tools/research/inprocess_speed.py ../corpus/dev --model default none
 """
 
 from __future__ import annotations

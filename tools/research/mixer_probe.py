@@ -6,7 +6,7 @@ stage_probe.collect), runs each of level 5's stage sets over them with the compi
 without the mixer and with each (mix_shift, mix_step, mix_bias) asked for, and sums each subframe's coded
 size (the kernel's rc_cost, min with the plain LPC residual as the encoder does).
 
-    python tests/explore/mixer_probe.py ../corpus/dev --every 3
+    python tools/research/mixer_probe.py ../corpus/dev --every 3
 
 Figures of stop 14 are in docs/predictor-research.md.
 """

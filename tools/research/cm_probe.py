@@ -6,7 +6,7 @@ running mean as §7.3, finer, a slow mean, the last two residuals' lengths, a fa
 logistic mixer per (context, node), optionally an SSE stage; ideal code lengths summed over the
 residuals a level codes (stage_probe.collect), against §7.3's model costed the same way.
 
-    python tests/explore/cm_probe.py ../corpus/dev --level 5 --every 3
+    python tools/research/cm_probe.py ../corpus/dev --level 5 --every 3
 
 Needs numba. Figures of stop 13 are in docs/predictor-research.md.
 """

@@ -7,7 +7,7 @@ is), then on each frame's residual (a) §6.4's long SCALED set (1024, 256, 16 ta
 stages of ``--taps`` in float, (c) the same NLMS stages in integers (``--int``); each coded size
 by the kernels' rc_cost, min with the OLS residual alone, as the encoder would choose.
 
-    python tests/explore/nlms_probe.py FILE.wav ... [--taps 256 32 16] [--mu 0.002 ...] [--int]
+    python tools/research/nlms_probe.py FILE.wav ... [--taps 256 32 16] [--mu 0.002 ...] [--int]
         [--chain S1024:15:8,S256:13:8,S16:11:8,N16:0.008 ...]
 
 ``--chain`` adds chains of SCALED (S taps:shift:step, §6.4) and float NLMS (N taps:mu) stages,

@@ -8,8 +8,8 @@ float ones, and sums each subframe's coded size (the kernels' rc_cost, min with 
 residual as the encoder does). ``--coder`` instead costs the coded residuals of ``--level`` under
 variants of §7.3's context model (finer contexts, two adaptation rates, a fast/slow context).
 
-    python tests/explore/stage_probe.py ../corpus/dev --level 5 --every 3
-    python tests/explore/stage_probe.py ../corpus/dev --level 8 --every 3 --coder
+    python tools/research/stage_probe.py ../corpus/dev --level 5 --every 3
+    python tools/research/stage_probe.py ../corpus/dev --level 8 --every 3 --coder
 
 Needs numba. Figures of stop 12 are in docs/predictor-research.md.
 """

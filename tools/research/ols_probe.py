@@ -8,8 +8,8 @@ integer long set (1024 + 256 + 16 SCALED taps, §6.4, without the mixer) over fr
 alone), against the sizes of ``--level`` in a level_table.py JSON; totals per bit depth, and
 against flac -8 when a bench JSON is given.
 
-    python tests/explore/level_table.py ../corpus/dev flac.json --json levels.json
-    python tests/explore/ols_probe.py levels.json FILE.wav ... [--exact] [--flac flac.json]
+    python tools/research/level_table.py ../corpus/dev flac.json --json levels.json
+    python tools/research/ols_probe.py levels.json FILE.wav ... [--exact] [--flac flac.json]
 
 Float (default): cascade_probe.py's recursive least squares (16 taps of the channel's past and
 16 of the other channel's signal — for the first channel its past, for the second its current

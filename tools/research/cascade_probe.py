@@ -10,8 +10,8 @@ of the real coder on the plain path). Compared per file with the sizes a codec_b
 
 Needs numba and soundfile (``pip install numba soundfile``). Example (figures in docs/predictor-research.md):
 
-    python ../shared/bench/codec_bench.py --corpus ../corpus/dev --json run.json ...
-    python tests/explore/cascade_probe.py ../corpus/dev run.json --min-seconds 20
+    python benchmarks/codec_bench.py --corpus ../corpus/dev --json run.json ...
+    python tools/research/cascade_probe.py ../corpus/dev run.json --min-seconds 20
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Total coded size and in-process encode speed of whole-corpus encodes at given levels.
 
-    python tests/explore/level_sizes.py ../corpus/dev 5 6 7 8
+    python tools/research/level_sizes.py ../corpus/dev 5 6 7 8
 """
 
 from __future__ import annotations

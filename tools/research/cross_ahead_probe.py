@@ -6,7 +6,7 @@ have a cross input at level 5, the level-5 stages after variants of the cross st
 sign-sign stage with ``la`` taps of cross[t+1..t+la] as well, and a float recursive
 least-squares one; each costed by rc_cost (min with the plain LPC residual), as stage_probe.
 
-    python tests/explore/cross_ahead_probe.py ../corpus/dev --every 3
+    python tools/research/cross_ahead_probe.py ../corpus/dev --every 3
 
 Needs numba. Figures of stop 13 are in docs/predictor-research.md.
 """

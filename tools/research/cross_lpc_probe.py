@@ -7,7 +7,7 @@ of least-squares LPC of order 32 on the best pair of L/R/M/S channels as today, 
 same with the second channel also predicted from the first one's current and 7 past samples.
 Float least squares: an upper bound on what quantised coefficients would get.
 
-    python tests/explore/cross_lpc_probe.py ../corpus/dev/midi_*.wav
+    python tools/research/cross_lpc_probe.py ../corpus/dev/midi_*.wav
 """
 
 from __future__ import annotations

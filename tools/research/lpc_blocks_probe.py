@@ -9,7 +9,7 @@ header. Then level 5's long stage set (with the mixer, §6.5; the second channel
 the first's residual) over the frame, and the coded size by the kernels' rc_cost (min with the
 LPC residual alone).
 
-    python tests/explore/lpc_blocks_probe.py ../corpus/dev --every 6
+    python tools/research/lpc_blocks_probe.py ../corpus/dev --every 6
 """
 
 from __future__ import annotations

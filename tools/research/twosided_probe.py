@@ -9,7 +9,7 @@ lengths; the bits below the leading one and the sign are counted raw in both. (a
 within 0.1 % of the real coder's size, so the difference is what the future context is worth
 at most to a coder of this kind.
 
-    python tests/explore/twosided_probe.py ../corpus/dev --every 6
+    python tools/research/twosided_probe.py ../corpus/dev --every 6
 """
 
 from __future__ import annotations
