@@ -48,7 +48,8 @@ class FormatError(VaeError, ValueError):
 
 
 class NotVaeError(FormatError):
-    """The file does not start with the vaelac signature, or the signature was damaged in transfer."""
+    """The file does not start with the vaelac signature (a file shorter than it included), or the
+    signature was damaged in transfer."""
 
 
 class UnsupportedError(FormatError):
@@ -58,8 +59,9 @@ class UnsupportedError(FormatError):
 
 
 class TruncatedError(FormatError, EOFError):
-    """The file ends inside the signature, the version, a metadata block or a frame, or before
-    total_samples; or a subframe runs past its frame's payload (§9)."""
+    """The file ends inside the version (after a whole signature: a shorter file is a
+    NotVaeError), a metadata block or a frame, or before total_samples; or a subframe runs past
+    its frame's payload (§9)."""
 
 
 class IntegrityError(FormatError):
