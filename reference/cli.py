@@ -19,6 +19,7 @@ from .spec.errors import VaeError
 __all__ = ["main"]
 
 _READ_BLOCK = 1 << 16
+_FORCE_HINT = "use -f to overwrite"
 
 
 class _Progress:
@@ -69,7 +70,7 @@ def _encode_one(src: str, dst: str, args) -> str:
         options = dict(level=args.level, total_samples=fmt.total_frames,
                        channel_mask=fmt.channel_mask, tags=_parse_tags(args.tag),
                        model=getattr(args, "model", "default"), lossy=getattr(args, "lossy", None))
-        with atomic_output(dst, overwrite=args.force) as out:
+        with atomic_output(dst, overwrite=args.force, hint=_FORCE_HINT) as out:
             if getattr(args, "adapt", False):
                 note = _encode_adapted(reader, out, options)
             else:
@@ -185,7 +186,7 @@ def _decode_one(src: str, dst: str | None, args) -> str:
                         bits_per_sample=info.bits_per_sample,
                         container_bits=8 * ((info.bits_per_sample + 7) // 8),
                         channel_mask=info.channel_mask, total_frames=info.total_samples)
-        with atomic_output(dst, overwrite=args.force) as out:
+        with atomic_output(dst, overwrite=args.force, hint=_FORCE_HINT) as out:
             writer = WavWriter(out, fmt)
             if writer.takes_pcm_image:  # whole-byte samples: the decoder's image is the data
                 while (image := dec.read_frame_image()) is not None:
@@ -397,6 +398,9 @@ def _one(src: str, args) -> tuple[bool, str, bool]:
         return True, message, bool(_damaged)
     except (VaeError, OSError) as exc:
         text = str(exc) if isinstance(exc, VaeError) else (exc.strerror or str(exc))
+        if isinstance(exc, OSError) and not isinstance(exc, VaeError) and exc.filename \
+                and os.fspath(exc.filename) != src:
+            text = f"{os.fspath(exc.filename)}: {text}"  # the output, a model, ...: not src
         return False, text, bool(_damaged)
 
 
