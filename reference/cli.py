@@ -13,7 +13,7 @@ import sys
 import time
 from typing import BinaryIO
 
-from ._atomic import atomic_output
+from ._atomic import atomic_output, check_output
 from .spec.errors import VaeError
 
 __all__ = ["main"]
@@ -346,6 +346,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model on WAV files (needs vaelac[train])")
     train.add_argument("data", nargs="+", metavar="DATA", help="WAV files or folders of them")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.vaem")
+    train.add_argument("-f", "--force", action="store_true", help="overwrite an existing model")
     train.add_argument("--name", default=None, help="the model's name (in MODEL_REF)")
     train.add_argument("--lossy", action="store_true", help="train the paper's lossy VAE")
     train.add_argument("--threads", type=int, default=1,
@@ -529,6 +530,11 @@ def _train_fields() -> dict:
 
 
 def _train(args) -> int:
+    try:  # before the training, which takes minutes: not after it
+        check_output(args.output, overwrite=args.force, hint=_FORCE_HINT)
+    except VaeError as exc:
+        print(f"vaelac train: {exc}", file=sys.stderr)
+        return 1
     missing = _training_missing()
     if missing:
         print(f"vaelac train: {missing}", file=sys.stderr)

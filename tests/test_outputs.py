@@ -184,6 +184,20 @@ def test_an_unwritable_output_folder_names_the_output(tmp_path, wav):
     assert r.stderr.strip() == f"vaelac: {wav}: {folder / 'a.vae'}: Permission denied"
 
 
+def test_train_refuses_an_existing_model_without_f_before_training(tmp_path, wav):
+    keep = tmp_path / "keep.vaem"
+    keep.write_bytes(b"precious")
+    started = time.monotonic()
+    r = run("train", wav, "-o", keep)
+    assert r.returncode == 1 and keep.read_bytes() == b"precious"
+    assert r.stderr.strip() == f"vaelac train: {keep} exists (use -f to overwrite)"
+    assert time.monotonic() - started < 30  # refused before any training
+    # -f gets past the check: what stops it here is the data, not the existing file
+    r = run("train", tmp_path / "missing.wav", "-o", keep, "-f")
+    assert r.returncode != 0 and "exists" not in r.stderr
+    assert keep.read_bytes() == b"precious"
+
+
 def test_api_refusal_to_overwrite_names_the_argument_not_a_cli_flag(tmp_path):
     (tmp_path / "y.vae").write_bytes(b"x")
     with pytest.raises(vaelac.OutputExistsError) as caught:
