@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from typing import BinaryIO
 
-from ._atomic import atomic_output, check_output
+from ._atomic import atomic_output, check_output, writes_through
 from .spec.errors import VaeError
 
 __all__ = ["main"]
@@ -81,14 +82,34 @@ def _encode_one(src: str, dst: str, args) -> str:
                     progress.update(enc.samples_written)
                 enc.close()
             progress.close()
-            if args.verify and dst != "-":
+            if args.verify and writes_through(dst):
+                if not args.quiet:
+                    where = "standard output" if dst == "-" else f"{dst} (not a regular file)"
+                    print(f"vaelac: {src}: verify skipped: {where} cannot be read back",
+                          file=sys.stderr)
+            elif args.verify:
+                written = out.tell()
                 out.flush()
                 out.seek(0)
-                if options["lossy"]:
-                    _verify_lossy(out, src)
+                if options["lossy"] or src == "-":  # standard input cannot be read again:
+                    _verify_lossy(out, src)  # the decoded PCM must match the MD5 taken of it
                 else:
                     _verify(out, src)
+                note += f": Verify OK, wrote {written} bytes{_ratio(written, raw, fmt)}"
     return f"{src} -> {dst}{note}"
+
+
+def _ratio(written: int, raw: BinaryIO, fmt) -> str:
+    """``, ratio=0.327``: output bytes over the input's size, as flac reports it (the WAV file
+    when it is a file; read from a pipe, its PCM bytes)."""
+    try:
+        st = os.fstat(raw.fileno())
+        size = st.st_size if stat.S_ISREG(st.st_mode) else None
+    except (OSError, ValueError):
+        size = None
+    if size is None and fmt.total_frames is not None:
+        size = fmt.total_frames * fmt.channels * fmt.container // 8
+    return f", ratio={written / size:.3f}" if size else ""
 
 
 def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
@@ -135,12 +156,16 @@ def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
 
 
 def _verify_lossy(stream: BinaryIO, src: str) -> None:
-    """-V on a lossy stream: it must decode, with every CRC and its MD5 right."""
+    """-V on a lossy stream, or on one encoded from standard input: it must decode, with every
+    CRC and its MD5 (taken of the input as it was read) right."""
     from .decoder import StreamDecoder
+    from .spec.errors import IntegrityError
 
     dec = StreamDecoder(stream)
     while dec.read_frame_image() is not None:
         pass
+    if not dec.md5_checked:
+        raise IntegrityError("verify failed: the stream's PCM MD5 could not be checked")
 
 
 def _verify(stream: BinaryIO, src: str) -> None:

@@ -1,0 +1,52 @@
+"""What vaelac says: -V reports the check it ran (or that it could not run it)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from _signals import make_signal
+
+VAELAC = [sys.executable, "-m", "vaelac"]
+
+
+def run(*args, **kw):
+    return subprocess.run(VAELAC + [str(a) for a in args], capture_output=True, **kw)
+
+
+@pytest.fixture
+def wav(tmp_path):
+    from vaelac.wav import write_wav
+
+    path = tmp_path / "in.wav"
+    write_wav(path, make_signal("walk", 20000, 2, 16, seed=4), 44100, 16)
+    return path
+
+
+def test_verify_says_it_ran_with_the_size_and_ratio(tmp_path, wav):
+    out = tmp_path / "x.vae"
+    r = run("encode", wav, "-o", out, "-V")
+    assert r.returncode == 0
+    size = out.stat().st_size
+    ratio = size / wav.stat().st_size  # as flac: output bytes over the input file's size
+    assert r.stderr.decode().splitlines() == [
+        f"{wav} -> {out}: Verify OK, wrote {size} bytes, ratio={ratio:.3f}"]
+    r = run("encode", wav, "-o", out, "-V", "-f", "-q")
+    assert r.returncode == 0 and r.stderr == b""
+
+
+def test_verify_of_standard_input_checks_the_md5_taken_as_it_was_read(tmp_path, wav):
+    out = tmp_path / "x.vae"
+    r = run("encode", "-", "-o", out, "-V", input=wav.read_bytes())
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(rf"- -> {re.escape(str(out))}: Verify OK, wrote "
+                        rf"{out.stat().st_size} bytes, ratio=0\.\d+\n", r.stderr.decode())
+
+
+def test_verify_to_standard_output_says_it_was_skipped(wav):
+    r = run("encode", wav, "-o", "-", "-V")
+    assert r.returncode == 0 and r.stdout[:4] == b"\x89VAE"
+    assert r.stderr.decode().splitlines() == [
+        f"vaelac: {wav}: verify skipped: standard output cannot be read back"]
+    assert run("encode", wav, "-o", "-", "-V", "-q").stderr == b""
