@@ -422,6 +422,8 @@ def _one(src: str, args) -> tuple[bool, str, bool]:
         else:
             message = _info_one(src, args)
         return True, message, bool(_damaged)
+    except BrokenPipeError:
+        raise  # the reader of our output went away: main() ends quietly
     except (VaeError, OSError) as exc:
         text = str(exc) if isinstance(exc, VaeError) else (exc.strerror or str(exc))
         if isinstance(exc, OSError) and not isinstance(exc, VaeError) and exc.filename \
@@ -595,6 +597,23 @@ def _train(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; its exit status. When the reader of standard output goes away (``vaelac
+    decode x.vae -o - | head``) it ends quietly with status 141, as a shell reports ``cat``
+    killed by SIGPIPE, instead of printing "Broken pipe"."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Later writes (the interpreter's last flush of stdout) would fail again: send them to
+        # os.devnull, as the Python documentation's note on SIGPIPE does.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
         return _train(args)

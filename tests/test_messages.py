@@ -1,6 +1,9 @@
-"""What vaelac says: -V reports the check it ran (or that it could not run it)."""
+"""What vaelac says: -V reports the check it ran (or that it could not run it), a closed pipe
+ends quietly."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -50,3 +53,20 @@ def test_verify_to_standard_output_says_it_was_skipped(wav):
     assert r.stderr.decode().splitlines() == [
         f"vaelac: {wav}: verify skipped: standard output cannot be read back"]
     assert run("encode", wav, "-o", "-", "-V", "-q").stderr == b""
+
+
+@pytest.mark.skipif(not shutil.which("head") or os.name != "posix", reason="needs head(1)")
+def test_decode_into_a_closed_pipe_ends_quietly(tmp_path):
+    from vaelac.wav import write_wav
+
+    write_wav(tmp_path / "long.wav", make_signal("walk", 300000, 2, 16, seed=5), 44100, 16)
+    vae = tmp_path / "x.vae"  # decodes to 1.2 MB: far more than a pipe holds
+    assert run("encode", tmp_path / "long.wav", "-0", "-o", vae).returncode == 0
+    proc = subprocess.Popen(VAELAC + ["decode", str(vae), "-o", "-"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    head = subprocess.Popen(["head", "-c", "100"], stdin=proc.stdout, stdout=subprocess.PIPE)
+    proc.stdout.close()  # head holds the only reading end: when it exits, the pipe is closed
+    got = head.communicate(timeout=60)[0]
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141  # 128 + SIGPIPE: what a shell shows for cat
+    assert err == b"" and len(got) == 100
