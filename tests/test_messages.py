@@ -1,5 +1,5 @@
 """What vaelac says: -V reports the check it ran (or that it could not run it), a closed pipe
-ends quietly."""
+ends quietly, a WAV given to the decoder is named."""
 
 import os
 import re
@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import vaelac
 from _signals import make_signal
 
 VAELAC = [sys.executable, "-m", "vaelac"]
@@ -70,3 +71,14 @@ def test_decode_into_a_closed_pipe_ends_quietly(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141  # 128 + SIGPIPE: what a shell shows for cat
     assert err == b"" and len(got) == 100
+
+
+def test_decoding_a_wav_says_so(wav):
+    r = run("decode", wav, "-o", "-")
+    assert r.returncode == 1
+    assert r.stderr.decode().strip() == (f"vaelac: {wav}: signature at byte 0: this is a WAV "
+                                         "file, not a .vae stream (§3.1)")
+    with pytest.raises(vaelac.NotVaeError, match="this is a FLAC file, not a .vae stream"):
+        vaelac.decode(b"fLaC\x00\x00\x00\x22" + bytes(40))
+    with pytest.raises(vaelac.NotVaeError, match=re.escape(r"not a .vae stream (starts with b'")):
+        vaelac.decode(b"nothing we know of")
