@@ -1,12 +1,15 @@
 """What vaelac says: -V reports the check it ran (or that it could not run it), a closed pipe
-ends quietly, a WAV given to the decoder is named."""
+ends quietly, a WAV given to the decoder is named, a dtype that cannot be read into lists those
+that can."""
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import vaelac
@@ -82,3 +85,17 @@ def test_decoding_a_wav_says_so(wav):
         vaelac.decode(b"fLaC\x00\x00\x00\x22" + bytes(40))
     with pytest.raises(vaelac.NotVaeError, match=re.escape(r"not a .vae stream (starts with b'")):
         vaelac.decode(b"nothing we know of")
+
+
+def test_a_dtype_that_cannot_hold_the_samples_is_a_usage_error_listing_the_dtypes():
+    stream = vaelac.encode(np.array([[-30000], [0], [30000]], np.int16), 8000)
+    with pytest.raises(vaelac.UsageError) as caught:
+        vaelac.read(io.BytesIO(stream), dtype="int8")
+    assert isinstance(caught.value, ValueError) and not isinstance(caught.value, vaelac.EncodeError)
+    assert str(caught.value) == ("dtype 'int8' cannot hold this stream's 16-bit samples: use "
+                                 "'int16', 'int32', 'int64' (the stored values) or 'float32', "
+                                 "'float64' (scaled to [-1, 1))")
+    with pytest.raises(vaelac.UsageError, match="'nonsense' is not a numpy dtype"):
+        vaelac.read(io.BytesIO(stream), dtype="nonsense")
+    data, _ = vaelac.read(io.BytesIO(stream), dtype=np.float32)  # a numpy type works too
+    assert data.dtype == np.float32
