@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .._atomic import atomic_output
+from .._atomic import atomic_output, writes_through
 from ..api import _decoded, _opened, _span
 from ..decoder import StreamDecoder
 from ..encoder import DEFAULT_LEVEL, LEVELS, StreamEncoder
@@ -146,11 +146,19 @@ def export(seg, out_f=None, *, level: int = DEFAULT_LEVEL, model: Any = "default
     The stream is always lossless; ``--lossy`` and ``--adapt`` are refused with an error.
 
     Returns the file handle rewound to 0, as pydub's ``export`` does. A path is written
-    atomically: a failure leaves no partial file.
+    atomically: a failure leaves no partial file. A path naming a character device or a FIFO
+    (``/dev/null``, a named pipe) is written as it goes, and the handle it was written through
+    is returned; a symbolic link's target is replaced, not the link.
     """
     level, model = _options_from(parameters, level, model)
     if out_f is None:
         out_f = tempfile.TemporaryFile(mode="w+b")
+    if isinstance(out_f, (str, os.PathLike)) and os.fspath(out_f) != "-" \
+            and writes_through(out_f):
+        handle = open(out_f, "wb")  # nothing to read back or rewind: not a regular file
+        _write_stream(seg, handle, level, tags, model)
+        handle.flush()
+        return handle
     if isinstance(out_f, (str, os.PathLike)):
         with atomic_output(out_f) as f:
             _write_stream(seg, f, level, tags, model)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from typing import BinaryIO
 
-from ._atomic import atomic_output
+from ._atomic import atomic_output, check_output, writes_through
 from .spec.errors import VaeError
 
 __all__ = ["main"]
 
 _READ_BLOCK = 1 << 16
+_FORCE_HINT = "use -f to overwrite"
 
 
 class _Progress:
@@ -69,7 +71,7 @@ def _encode_one(src: str, dst: str, args) -> str:
         options = dict(level=args.level, total_samples=fmt.total_frames,
                        channel_mask=fmt.channel_mask, tags=_parse_tags(args.tag),
                        model=getattr(args, "model", "default"), lossy=getattr(args, "lossy", None))
-        with atomic_output(dst, overwrite=args.force) as out:
+        with atomic_output(dst, overwrite=args.force, hint=_FORCE_HINT) as out:
             if getattr(args, "adapt", False):
                 note = _encode_adapted(reader, out, options)
             else:
@@ -80,14 +82,34 @@ def _encode_one(src: str, dst: str, args) -> str:
                     progress.update(enc.samples_written)
                 enc.close()
             progress.close()
-            if args.verify and dst != "-":
+            if args.verify and writes_through(dst):
+                if not args.quiet:
+                    where = "standard output" if dst == "-" else f"{dst} (not a regular file)"
+                    print(f"vaelac: {src}: verify skipped: {where} cannot be read back",
+                          file=sys.stderr)
+            elif args.verify:
+                written = out.tell()
                 out.flush()
                 out.seek(0)
-                if options["lossy"]:
-                    _verify_lossy(out, src)
+                if options["lossy"] or src == "-":  # standard input cannot be read again:
+                    _verify_lossy(out, src)  # the decoded PCM must match the MD5 taken of it
                 else:
                     _verify(out, src)
+                note += f": Verify OK, wrote {written} bytes{_ratio(written, raw, fmt)}"
     return f"{src} -> {dst}{note}"
+
+
+def _ratio(written: int, raw: BinaryIO, fmt) -> str:
+    """``, ratio=0.327``: output bytes over the input's size, as flac reports it (the WAV file
+    when it is a file; read from a pipe, its PCM bytes)."""
+    try:
+        st = os.fstat(raw.fileno())
+        size = st.st_size if stat.S_ISREG(st.st_mode) else None
+    except (OSError, ValueError):
+        size = None
+    if size is None and fmt.total_frames is not None:
+        size = fmt.total_frames * fmt.channels * fmt.container // 8
+    return f", ratio={written / size:.3f}" if size else ""
 
 
 def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
@@ -134,12 +156,16 @@ def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
 
 
 def _verify_lossy(stream: BinaryIO, src: str) -> None:
-    """-V on a lossy stream: it must decode, with every CRC and its MD5 right."""
+    """-V on a lossy stream, or on one encoded from standard input: it must decode, with every
+    CRC and its MD5 (taken of the input as it was read) right."""
     from .decoder import StreamDecoder
+    from .spec.errors import IntegrityError
 
     dec = StreamDecoder(stream)
     while dec.read_frame_image() is not None:
         pass
+    if not dec.md5_checked:
+        raise IntegrityError("verify failed: the stream's PCM MD5 could not be checked")
 
 
 def _verify(stream: BinaryIO, src: str) -> None:
@@ -185,7 +211,7 @@ def _decode_one(src: str, dst: str | None, args) -> str:
                         bits_per_sample=info.bits_per_sample,
                         container_bits=8 * ((info.bits_per_sample + 7) // 8),
                         channel_mask=info.channel_mask, total_frames=info.total_samples)
-        with atomic_output(dst, overwrite=args.force) as out:
+        with atomic_output(dst, overwrite=args.force, hint=_FORCE_HINT) as out:
             writer = WavWriter(out, fmt)
             if writer.takes_pcm_image:  # whole-byte samples: the decoder's image is the data
                 while (image := dec.read_frame_image()) is not None:
@@ -345,6 +371,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model on WAV files (needs vaelac[train])")
     train.add_argument("data", nargs="+", metavar="DATA", help="WAV files or folders of them")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.vaem")
+    train.add_argument("-f", "--force", action="store_true", help="overwrite an existing model")
     train.add_argument("--name", default=None, help="the model's name (in MODEL_REF)")
     train.add_argument("--lossy", action="store_true", help="train the paper's lossy VAE")
     train.add_argument("--threads", type=int, default=1,
@@ -395,8 +422,13 @@ def _one(src: str, args) -> tuple[bool, str, bool]:
         else:
             message = _info_one(src, args)
         return True, message, bool(_damaged)
+    except BrokenPipeError:
+        raise  # the reader of our output went away: main() ends quietly
     except (VaeError, OSError) as exc:
         text = str(exc) if isinstance(exc, VaeError) else (exc.strerror or str(exc))
+        if isinstance(exc, OSError) and not isinstance(exc, VaeError) and exc.filename \
+                and os.fspath(exc.filename) != src:
+            text = f"{os.fspath(exc.filename)}: {text}"  # the output, a model, ...: not src
         return False, text, bool(_damaged)
 
 
@@ -525,6 +557,11 @@ def _train_fields() -> dict:
 
 
 def _train(args) -> int:
+    try:  # before the training, which takes minutes: not after it
+        check_output(args.output, overwrite=args.force, hint=_FORCE_HINT)
+    except VaeError as exc:
+        print(f"vaelac train: {exc}", file=sys.stderr)
+        return 1
     missing = _training_missing()
     if missing:
         print(f"vaelac train: {missing}", file=sys.stderr)
@@ -560,6 +597,23 @@ def _train(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; its exit status. When the reader of standard output goes away (``vaelac
+    decode x.vae -o - | head``) it ends quietly with status 141, as a shell reports ``cat``
+    killed by SIGPIPE, instead of printing "Broken pipe"."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Later writes (the interpreter's last flush of stdout) would fail again: send them to
+        # os.devnull, as the Python documentation's note on SIGPIPE does.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
         return _train(args)

@@ -1035,6 +1035,11 @@ def _signature_problem(head: bytes) -> str:
         if head[0] != 0x89:
             return "signature damaged: its high-bit byte was altered (7-bit transfer?)"
         return "signature damaged: line endings were converted (text-mode transfer?)"
+    from ._sniff import other_format
+
+    other = other_format(head)
+    if other:
+        return f"this is {other}, not a .vae stream"
     return f"not a .vae stream (starts with {head[:8]!r})"
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "ModelError",
     "EncodeError",
     "WavError",
+    "UsageError",
 ]
 
 
@@ -86,6 +87,10 @@ class WavError(VaeError, ValueError):
     """A WAV file is malformed or uses an encoding vaelac does not read (float, A-law, ...)."""
 
 
+class UsageError(VaeError, ValueError):
+    """An argument the API cannot use, such as a dtype that cannot hold the stream's samples."""
+
+
 for _cls in (VaeError, FormatError, NotVaeError, UnsupportedError, TruncatedError, IntegrityError,
-             LimitError, ModelError, EncodeError, WavError):
+             LimitError, ModelError, EncodeError, WavError, UsageError):
     _cls.__module__ = "vaelac"

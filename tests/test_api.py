@@ -75,9 +75,9 @@ def test_the_api_is_thread_safe(tmp_path):
 def test_reading_into_a_narrower_integer_dtype_is_refused_not_wrapped(tmp_path):
     data = np.array([-4_000_000, 0, 4_000_000], np.int32)
     vaelac.write(tmp_path / "x.vae", data, 48000, bits=24, model=None)
-    with pytest.raises(vaelac.EncodeError, match="int16 cannot hold 24-bit"):
+    with pytest.raises(vaelac.UsageError, match="int16. cannot hold this stream.s 24-bit"):
         vaelac.read(tmp_path / "x.vae", dtype="int16")
-    with pytest.raises(vaelac.EncodeError, match="uint32"):
+    with pytest.raises(vaelac.UsageError, match="uint32"):
         vaelac.read(tmp_path / "x.vae", dtype="uint32")
     assert vaelac.read(tmp_path / "x.vae", dtype="int64")[0].tolist() == data.tolist()
 
