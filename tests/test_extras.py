@@ -90,3 +90,19 @@ except vaelac.MissingDependencyError as exc:
 """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("RAISED False ") and "hypothesis" in out.stdout, out.stdout
+
+
+def test_missing_compiled_kernels_warn_how_slow_and_what_to_install():
+    """The pure-Python kernels are a test twin, not an install option (the 5 s demo decodes in
+    about 2 minutes with them): the warning says so and names the way out."""
+    out = _without("vaelac._kernels", """
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as seen:
+    from vaelac import _backend
+assert not _backend.COMPILED
+print(" | ".join(str(w.message) for w in seen))
+""")
+    assert out.returncode == 0, out.stderr
+    assert "hundreds of times slower" in out.stdout and "install a wheel" in out.stdout, out.stdout
+    assert "python3-dev" in out.stdout, out.stdout
