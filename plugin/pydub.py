@@ -21,7 +21,7 @@ from ..api import _decoded, _opened, _span
 from ..decoder import StreamDecoder
 from ..encoder import DEFAULT_LEVEL, LEVELS, StreamEncoder
 from ..spec.constants import SIGNATURE
-from ..spec.errors import EncodeError
+from ..spec.errors import EncodeError, MissingDependencyError
 
 __all__ = ["register", "unregister", "is_registered", "export", "from_vae", "tags_of",
            "mediainfo", "segment_to_pcm", "pcm_to_segment"]
@@ -34,7 +34,12 @@ _originals: dict[str, Any] = {}
 def _pydub():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # audioop's DeprecationWarning, missing-ffmpeg warning
-        import pydub
+        try:
+            import pydub
+        except ImportError as exc:  # pydub absent, or (Python 3.13+) its audioop absent
+            raise MissingDependencyError(
+                f"the pydub adapter needs pydub ({exc}); install vaelac's [pydub] extra: "
+                'python -m pip install ".[pydub]" in a clone of the vaelac repository') from exc
 
     return pydub
 

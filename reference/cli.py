@@ -535,7 +535,8 @@ def _training_missing() -> str:
         import audiomentations  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
-        return f"needs the training extra (pip install 'vaelac[train]'): {exc}"
+        return ("needs the training extra (python -m pip install \".[train]\" in a clone of the "
+                f"vaelac repository): {exc}")
     return ""
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "EncodeError",
     "WavError",
     "UsageError",
+    "MissingDependencyError",
 ]
 
 
@@ -91,6 +92,12 @@ class UsageError(VaeError, ValueError):
     """An argument the API cannot use, such as a dtype that cannot hold the stream's samples."""
 
 
+class MissingDependencyError(VaeError, ImportError):
+    """An optional part of vaelac needs a package that is not installed (pydub for the pydub
+    adapter, hypothesis for the conformance kit's property tests); the message names the extra
+    that installs it."""
+
+
 for _cls in (VaeError, FormatError, NotVaeError, UnsupportedError, TruncatedError, IntegrityError,
-             LimitError, ModelError, EncodeError, WavError, UsageError):
+             LimitError, ModelError, EncodeError, WavError, UsageError, MissingDependencyError):
     _cls.__module__ = "vaelac"
