@@ -563,9 +563,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
         return _train(args)
-    # The codec never calls BLAS; left alone, importing numpy starts OpenBLAS's thread pool,
-    # whose threads spin on the other cores (measured: a decode took ~25 % more CPU time).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     inputs, empty = _expand(args)
     if getattr(args, "output", None) and len(inputs) + len(empty) > 1:
         print("vaelac: -o needs exactly one input", file=sys.stderr)

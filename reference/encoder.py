@@ -20,7 +20,8 @@ import numpy as np
 
 from . import __version__, lossy
 from .checksum import PcmDigest, crc8, crc32
-from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window)
+from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window,
+                  window_energy)
 from .model import Model, analysis_features, builtin_models, default_model, model_from_file
 from ._backend import kernels
 from ._bitpack import pack_signed, packed_size
@@ -310,7 +311,7 @@ class _ChannelAnalysis:
                 continue
             coefs, errors = levinson(r, max_order)
             errors = errors.tolist()
-            wsum = float(np.dot(w, w))
+            wsum = window_energy(win, n)
             for order in range(1, max_order + 1):
                 err = max(errors[order] / wsum, 1e-3)
                 est = 0.5 * (n - order) * math.log2(err) + order * (_ESTIMATE_COEF_BITS + 1)
