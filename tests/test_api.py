@@ -24,6 +24,32 @@ def test_write_read_with_paths_and_dtypes(tmp_path):
     assert vaelac.read(tmp_path / "m.vae", always_2d=True)[0].shape == (10000, 1)
 
 
+
+def test_mono_is_one_dimensional_everywhere_unless_always_2d(tmp_path):
+    # Issue 21 item 13: read gave (n,) and decode (n, 1) for the same mono stream. One rule,
+    # soundfile's, for every function returning samples: (frames,) for mono unless always_2d.
+    mono = make_signal("walk", 5000, 1, 16, seed=6)
+    stream = vaelac.encode(mono, 8000, bits=16)
+    (tmp_path / "m.vae").write_bytes(stream)
+    for always_2d, shape in ((False, (5000,)), (True, (5000, 1))):
+        for dtype in ("int32", "float32"):
+            got = [vaelac.read(tmp_path / "m.vae", dtype=dtype, always_2d=always_2d)[0],
+                   vaelac.decode(stream, dtype=dtype, always_2d=always_2d)[0],
+                   vaelac.decode(tmp_path / "m.vae", dtype=dtype, always_2d=always_2d)[0],
+                   np.concatenate(list(vaelac.blocks(tmp_path / "m.vae", 1000, dtype=dtype,
+                                                     always_2d=always_2d)))]
+            assert [a.shape for a in got] == [shape] * 4, (always_2d, dtype)
+            assert all(np.array_equal(a, got[0]) for a in got)
+        assert np.array_equal(got[0].reshape(-1), mono[:, 0] / 32768.0)
+    # the default is soundfile's: 1-D for mono
+    assert vaelac.read(tmp_path / "m.vae")[0].shape == (5000,)
+    assert vaelac.decode(stream)[0].shape == (5000,)
+    assert next(vaelac.blocks(tmp_path / "m.vae")).ndim == 1
+    assert vaelac.decode(vaelac.encode(mono[:0], 8000, bits=16))[0].shape == (0,)
+    stereo = make_signal("walk", 500, 2, 16, seed=7)
+    stream = vaelac.encode(stereo, 8000, bits=16)
+    assert vaelac.decode(stream)[0].shape == vaelac.read(io.BytesIO(stream))[0].shape == (500, 2)
+
 def test_blocks_concatenate_to_read_in_bounded_pieces(tmp_path):
     data = make_signal("walk", 30001, 3, 24, seed=2)
     vaelac.write(tmp_path / "b.vae", data, 48000, bits=24)
