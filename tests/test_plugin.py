@@ -167,7 +167,7 @@ def test_parameters_and_keywords_select_the_model(tmp_path):
 
 def test_a_lossy_export_is_refused_never_silent(tmp_path):
     seg = _speechlike(4000)
-    for params in (["--lossy"], ["--lossy=default"], ["-8", "--lossy"]):
+    for params in (["--lossy"], ["--lossy=default"], ["-8", "--lossy"], ["--lossy-model", "x"]):
         with pytest.raises(vaelac.EncodeError, match="lossless streams only"):
             seg.export(tmp_path / "x.vae", format="vae", parameters=params)
     with pytest.raises(vaelac.EncodeError, match="--adapt"):
