@@ -170,7 +170,8 @@ def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: 
         payload = b"".join(random_subframe(rng, count, bits + (c == side), kinds, model)
                            for c in range(channels))
         try:
-            pcm, _ = decode(bytes(single) + _frame(0, count, mode, payload))
+            pcm, _ = decode(bytes(single) + _frame(0, count, mode, payload),
+                            always_2d=True)
         except IntegrityError:
             continue
         chosen.append(_frame(len(chosen), count, mode, payload))

@@ -87,6 +87,8 @@ _NOT_HERE = {
     "--lossy": "--lossy is not offered by the pydub adapter, which writes lossless streams "
                "only (a lossy stream would not decode to the segment exported); use "
                "'vaelac encode --lossy' for the paper's lossy codec",
+    "--lossy-model": "--lossy-model is not offered by the pydub adapter, which writes lossless "
+                     "streams only; use 'vaelac encode --lossy-model MODEL' for the lossy codec",
     "--adapt": "--adapt is not offered by the pydub adapter; use 'vaelac encode --adapt', or "
                "train a model and give it with ['--model', PATH]",
 }

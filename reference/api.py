@@ -223,9 +223,11 @@ def encode(data: np.ndarray, samplerate: int, *, bits: int | None = None,
     return buf.getvalue()
 
 
-def decode(stream: bytes | FileLike, *, dtype: str = "int32", always_2d: bool = True
+def decode(stream: bytes | FileLike, *, dtype: str = "int32", always_2d: bool = False
            ) -> tuple[np.ndarray, StreamInfo]:
-    """Decode bytes (or a path/file) to (PCM of shape (frames, channels), StreamInfo)."""
+    """Decode bytes (or a path/file) to (PCM, StreamInfo). The PCM's shape is that of
+    :func:`read` (soundfile's rule): (frames, channels), or (frames,) for a mono stream
+    unless ``always_2d``."""
     if isinstance(stream, (bytes, bytearray, memoryview)):
         stream = io.BytesIO(bytes(stream))
     with _opened(stream) as f:

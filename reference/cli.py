@@ -319,8 +319,43 @@ def _decode_threads(args) -> int:
     return max(1, min(4, (os.cpu_count() or 1) // jobs))
 
 
+class _Lossy(argparse.Action):
+    """``--lossy``: the shipped lossy model, unless --lossy-model named one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is None:
+            setattr(namespace, self.dest, "default")
+
+
+class _Parser(argparse.ArgumentParser):
+    """``encode --lossy`` takes no value, so that ``--lossy IN.wav`` keeps its input; the
+    spellings that gave it one, ``--lossy=MODEL`` and ``--lossy MODEL.vaem``, still work
+    (read as ``--lossy-model MODEL``)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["encode"]:
+            args = _lossy_model_spelled(args)
+        return super().parse_known_args(args, namespace)
+
+
+def _lossy_model_spelled(args: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:]
+        if arg.startswith("--lossy="):
+            arg = "--lossy-model=" + arg[len("--lossy="):]
+        elif arg == "--lossy" and i + 1 < len(args) and args[i + 1].endswith(".vaem"):
+            arg, i = "--lossy-model=" + args[i + 1], i + 1
+        out.append(arg)
+        i += 1
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vaelac", description="VAE Lossless Audio Codec")
+    p = _Parser(prog="vaelac", description="VAE Lossless Audio Codec")
     from . import __version__
 
     p.add_argument("--version", action="version", version=f"vaelac {__version__}")
@@ -343,9 +378,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="learned model: 'default' (shipped), 'none' (plain path) or a .vaem")
     enc.add_argument("--adapt", action="store_true",
                      help="fine-tune the model on the input; embed it only if the file shrinks")
-    enc.add_argument("--lossy", nargs="?", const="default", metavar="MODEL",
-                     help="the paper's lossy VAE codec (never lossless; default model if none "
-                     "given)")
+    enc.add_argument("--lossy", action=_Lossy, nargs=0, default=None,
+                     help="the paper's lossy VAE codec (never lossless), with the shipped lossy "
+                     "model unless --lossy-model (or --lossy=MODEL) names one")
+    enc.add_argument("--lossy-model", dest="lossy", metavar="MODEL.vaem",
+                     help="the lossy model (implies --lossy)")
     enc.set_defaults(level=None)
 
     dec = sub.add_parser("decode", help=".vae -> WAV")
@@ -618,9 +655,6 @@ def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
         return _train(args)
-    # The codec never calls BLAS; left alone, importing numpy starts OpenBLAS's thread pool,
-    # whose threads spin on the other cores (measured: a decode took ~25 % more CPU time).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     inputs, empty = _expand(args)
     if getattr(args, "output", None) and len(inputs) + len(empty) > 1:
         print("vaelac: -o needs exactly one input", file=sys.stderr)

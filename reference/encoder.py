@@ -20,7 +20,8 @@ import numpy as np
 
 from . import __version__, lossy
 from .checksum import PcmDigest, crc8, crc32
-from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window)
+from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window,
+                  window_energy)
 from .model import Model, analysis_features, builtin_models, default_model, model_from_file
 from ._backend import kernels
 from ._bitpack import pack_signed, packed_size
@@ -310,7 +311,7 @@ class _ChannelAnalysis:
                 continue
             coefs, errors = levinson(r, max_order)
             errors = errors.tolist()
-            wsum = float(np.dot(w, w))
+            wsum = window_energy(win, n)
             for order in range(1, max_order + 1):
                 err = max(errors[order] / wsum, 1e-3)
                 est = 0.5 * (n - order) * math.log2(err) + order * (_ESTIMATE_COEF_BITS + 1)
@@ -578,10 +579,14 @@ def analyse_frame(pcm: np.ndarray, bits: int, level: Level) -> tuple[ChannelMode
 
 
 def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level,
-                 model: Model | None = None) -> bytes:
-    """One frame (§5) from int64 PCM of shape (n, channels)."""
+                 model: Model | None = None, model_uses: list | None = None) -> bytes:
+    """One frame (§5) from int64 PCM of shape (n, channels). With ``model_uses``, a list, the
+    number of MODEL_PREDICTED subframes in the frame is appended to it."""
     mode, analyses = analyse_frame(pcm, bits, level)
-    payload = _encode_subframes(analyses, level, model)
+    subframes = _encode_subframes(analyses, level, model)
+    if model_uses is not None:
+        model_uses.append(sum(sub[0] == SubframeType.MODEL_PREDICTED for sub in subframes))
+    payload = b"".join(subframes)
     head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
                                                sample_count=len(pcm), channel_mode=mode,
                                                payload_length=len(payload)))
@@ -591,7 +596,7 @@ def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level,
 
 
 def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
-                      model: Model | None) -> bytes:
+                      model: Model | None) -> list[bytes]:
     """The frame's subframes, each the smallest coding of its channel. A subframe's choice
     changes the next one's cross input (§6.4), so OLS_CASCADE options (whose residual differs
     from the LPC one) are tried in a second pass over the frame, and the smaller payload is
@@ -600,7 +605,7 @@ def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
     for analysis in analyses:
         subframe, cross = analysis.encode(model, cross)
         plain.append((subframe, cross))
-    payload = b"".join(subframe for subframe, _ in plain)
+    payload = [subframe for subframe, _ in plain]
     if not level.ols:
         return payload
     parts, cross, previous, changed = [], None, None, False
@@ -611,8 +616,7 @@ def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
         changed = not _same(coded[1], residual)
         parts.append(coded[0])
         cross, previous = coded[1], analysis
-    with_ols = b"".join(parts)
-    return with_ols if len(with_ols) < len(payload) else payload
+    return parts if sum(map(len, parts)) < sum(map(len, payload)) else payload
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -653,6 +657,12 @@ class StreamEncoder:
     ``total_samples`` (per channel) is written up front when known; when it is not and the file
     is seekable, the header is patched on :meth:`close` (with the PCM MD5). A non-seekable
     output with unknown length gets the unknown-length value and an all-zero MD5 (§4.2).
+
+    A model a decoder cannot know (not shipped with vaelac) is embedded (MODEL_DATA, §8.1)
+    only if a subframe uses it; its MODEL_REF is always written. Until a frame uses the model,
+    the frames wait in a temporary file (in memory up to 2 MiB), so a pipe receives nothing
+    before then, or before :meth:`close`. ``embed_model=True`` embeds the model even unused,
+    ``False`` never.
     """
 
     def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int, bits_per_sample: int,
@@ -664,8 +674,12 @@ class StreamEncoder:
         _check_format(sample_rate, channels, bits_per_sample)
         self.lossy = resolve_model(lossy, ModelKind.LOSSY) if lossy is not None else None
         self.model = self.lossy or resolve_model(model)
-        if embed_model is None:  # ship the bytes when a decoder cannot know the model
+        asked, embed_later = embed_model, False
+        if embed_model is None:  # ship the bytes when a decoder cannot know the model...
             embed_model = self.model is not None and self.model.sha256 not in builtin_models()
+            # ... and when a subframe uses it (issue 21): the frames wait in a temporary
+            # file until one does, or until close() writes the head without MODEL_DATA
+            embed_later = embed_model and self.lossy is None
         self.embed_model = embed_model
         if level not in LEVELS:
             raise EncodeError(f"level must be one of 0..8, got {level}")
@@ -694,7 +708,7 @@ class StreamEncoder:
                 bits_per_sample, level=level, total_samples=total_samples,
                 channel_mask=channel_mask, tags=tags, frame_length=length, vendor=vendor,
                 seek_interval_seconds=seek_interval_seconds, model=self.model,
-                embed_model=embed_model) for length in lengths]
+                embed_model=asked) for length in lengths]
             return
         self.total_declared = total_samples
         self.channel_mask = channel_mask
@@ -721,7 +735,22 @@ class StreamEncoder:
             seek_entries = -(-frames // self._frames_per_seek_point)
         tag_items = list(tags.items()) if isinstance(tags, dict) else list(tags or [])
         self._blocks = self._metadata_blocks(tag_items, vendor, seek_entries)
-        self._write_head(total_samples, PCM_MD5_UNKNOWN, [])
+        self.model_subframes = 0  # MODEL_PREDICTED subframes written
+        self._spool = tempfile.SpooledTemporaryFile(_SPOOL_BYTES) if embed_later else None
+        if self._spool is None:
+            self._write_head(total_samples, PCM_MD5_UNKNOWN, [])
+
+    def _end_spool(self) -> None:
+        """Write the head (with MODEL_DATA only if a subframe used the model) and the frames
+        held back so far; from here frames go to the output itself."""
+        spool, self._spool = self._spool, None
+        if not self.model_subframes:
+            self.embed_model = False
+            self._blocks = [b for b in self._blocks if b[0] != BlockType.MODEL_DATA]
+        self._write_head(self.total_declared, PCM_MD5_UNKNOWN, [])
+        spool.seek(0)
+        shutil.copyfileobj(spool, self.file, _COPY_BYTES)
+        spool.close()
 
     def _metadata_blocks(self, tags, vendor, seek_entries):
         blocks = []
@@ -838,9 +867,13 @@ class StreamEncoder:
                                                 self.bits_per_sample, self.lossy)
             self._digest.update(decoded)
         else:
+            uses: list[int] = []
             frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level,
-                                 self.model)
-        self.file.write(frame)
+                                 self.model, uses)
+            self.model_subframes += sum(uses)
+        (self.file if self._spool is None else self._spool).write(frame)
+        if self._spool is not None and self.model_subframes:
+            self._end_spool()
         self._frames_bytes += len(frame)
         self._frame_index += 1
 
@@ -865,6 +898,8 @@ class StreamEncoder:
             self._emit(self._pending_len)
         if self.total_declared is not None and self.total_declared != self._samples:
             raise EncodeError(f"{self._samples} samples written, {self.total_declared} declared")
+        if self._spool is not None:
+            self._end_spool()
         if self._seekable:
             end = self.file.tell()
             self.file.seek(self._start)

@@ -39,12 +39,12 @@ def test_every_faulty_vector_raises_its_named_error_in_the_reference(path):
 
 
 def _reference(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     write_wav(dst, pcm, info.sample_rate, info.bits_per_sample)
 
 
 def flips_a_sample(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     if pcm.size:
         pcm = pcm.copy()
         pcm.flat[pcm.size // 2] ^= 1
@@ -52,7 +52,7 @@ def flips_a_sample(src, dst):
 
 
 def drops_the_last_sample(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     write_wav(dst, pcm[:-1], info.sample_rate, info.bits_per_sample)
 
 
@@ -74,12 +74,12 @@ def ignores_crcs(src, dst):
         out += frame
         pos = end
     out += data[pos:]
-    pcm, info = vaelac.decode(bytes(out))
+    pcm, info = vaelac.decode(bytes(out), always_2d=True)
     write_wav(dst, pcm, info.sample_rate, info.bits_per_sample)
 
 
 def mishandles_24_bit(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     bits = info.bits_per_sample
     if bits == 24:
         pcm, bits = pcm >> 8, 16
@@ -87,7 +87,7 @@ def mishandles_24_bit(src, dst):
 
 
 def swaps_channels(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     if pcm.shape[1] >= 2:
         pcm = pcm[:, [1, 0] + list(range(2, pcm.shape[1]))]
     write_wav(dst, pcm, info.sample_rate, info.bits_per_sample)
