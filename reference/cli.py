@@ -224,6 +224,8 @@ def _decode_one(src: str, dst: str | None, args) -> str:
             writer.close()
             progress.close()
     _report_damage(src, dec)
+    if info.lossy:  # §8.6: never shown as lossless
+        return f"{src} -> {dst} (LOSSY stream: the lossy codec's reconstruction, not the original)"
     return f"{src} -> {dst}"
 
 
@@ -298,6 +300,11 @@ def _parse_tags(items: list[str] | None) -> list[tuple[str, str]]:
     return tags
 
 
+_LEVEL_HELP = ("effort 0..8, also written -0 ... -8 as flac's (default 5): 0-4 the fast LPC path, "
+               "5-8 adaptive filters and longer frames, 8 the smallest and slowest")
+_FORCE_HELP = "replace an existing output file (a device or FIFO is written to without it)"
+_PROGRESS_HELP = ("no output but errors; without it a one-line progress display runs on stderr "
+                  "when stderr is a terminal, and a summary line follows each file")
 _JOBS_HELP = "files to work on at once, in separate processes (0 = one per CPU)"
 _THREADS_HELP = ("threads decoding one file, frames ahead of the one written (default 0: one per "
                  "CPU, at most 4, shared among --jobs; 1 = one frame at a time)")
@@ -361,18 +368,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"vaelac {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    enc = sub.add_parser("encode", help="WAV -> .vae")
+    enc = sub.add_parser("encode", help="WAV -> .vae",
+                         usage="vaelac encode [-0 ... -8] [options] IN.wav [IN.wav ...]")
     enc.add_argument("inputs", nargs="+", metavar="IN.wav",
                      help="'-' reads standard input; a directory means its *.wav files")
     enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
     for level in range(9):
         enc.add_argument(f"-{level}", dest="level", action="store_const", const=level,
-                         help=argparse.SUPPRESS)
-    enc.add_argument("-l", "--level", type=int, choices=range(9), help="effort 0..8 (default 5)")
-    enc.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
+                         help=argparse.SUPPRESS)  # listed once, under -l
+    enc.add_argument("-l", "--level", type=int, choices=range(9), metavar="N", help=_LEVEL_HELP)
+    enc.add_argument("-f", "--force", action="store_true", help=_FORCE_HELP)
     enc.add_argument("-V", "--verify", action="store_true", help="decode and compare after")
     enc.add_argument("-T", "--tag", action="append", metavar="KEY=VALUE", help="add a tag")
-    enc.add_argument("-q", "--quiet", action="store_true")
+    enc.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     enc.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
     enc.add_argument("-m", "--model", default="default", metavar="MODEL",
                      help="learned model: 'default' (shipped), 'none' (plain path) or a .vaem")
@@ -388,8 +396,8 @@ def _parser() -> argparse.ArgumentParser:
     dec = sub.add_parser("decode", help=".vae -> WAV")
     dec.add_argument("inputs", nargs="+", metavar="IN.vae", help="a directory means its *.vae")
     dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
-    dec.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
-    dec.add_argument("-q", "--quiet", action="store_true")
+    dec.add_argument("-f", "--force", action="store_true", help=_FORCE_HELP)
+    dec.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     dec.add_argument("-F", "--keep-going", action="store_true",
                      help="decode past damaged frames, filling them with silence (exit 3)")
     dec.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
@@ -398,7 +406,7 @@ def _parser() -> argparse.ArgumentParser:
 
     test = sub.add_parser("test", help="decode and check CRCs and the PCM MD5, write nothing")
     test.add_argument("inputs", nargs="+", metavar="FILE.vae")
-    test.add_argument("-q", "--quiet", action="store_true")
+    test.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     test.add_argument("-F", "--keep-going", action="store_true",
                       help="report every damaged span instead of stopping at the first")
     test.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +100,16 @@ def test_a_dtype_that_cannot_hold_the_samples_is_a_usage_error_listing_the_dtype
         vaelac.read(io.BytesIO(stream), dtype="nonsense")
     data, _ = vaelac.read(io.BytesIO(stream), dtype=np.float32)  # a numpy type works too
     assert data.dtype == np.float32
+
+
+def test_decoding_a_lossy_stream_says_so_and_succeeds(tmp_path):
+    """§8.6: a valid LOSSY stream decodes with status 0 and is never shown as lossless."""
+    vector = Path(__file__).resolve().parents[1] / "conformance/vectors/uncommon/lossy.vae"
+    r = run("decode", str(vector), "-o", str(tmp_path / "l.wav"))
+    assert r.returncode == 0, r.stderr
+    assert b"LOSSY stream" in r.stderr and (tmp_path / "l.wav").is_file()
+    r = run("test", str(vector))
+    said = r.stdout + r.stderr
+    assert r.returncode == 0 and b"lossy" in said and b"lossless" not in said
+    r = run("decode", "-q", str(vector), "-o", str(tmp_path / "q.wav"))
+    assert r.returncode == 0 and r.stderr == b""
