@@ -12,13 +12,12 @@ subframe type needs it (VERBATIM, MODEL_LOSSY).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
 import threading
 from collections import deque
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import construct
@@ -27,23 +26,21 @@ from . import channels as chan
 from ._backend import kernels
 from ._bitpack import packed_size
 from .checksum import PcmDigest, crc8, crc32
-from .model import Model, find_model
+from .model import Model
 from .spec import container as grammar
-from .spec.constants import (FORBIDDEN_BLOCK_TYPE, FRAME_CRC_BYTES, FRAME_HEADER_BYTES,
+from .spec.constants import (FRAME_CRC_BYTES, FRAME_HEADER_BYTES,
                              MAX_CASCADE_SHIFT, MAX_CASCADE_STAGES, MAX_CASCADE_TAPS,
-                             MAX_CROSS_TAPS,
-                             FRAME_SYNC, MAX_BITS_PER_SAMPLE, MAX_COEF_BITS, MAX_FRAME_LENGTH,
+                             MAX_CROSS_TAPS, FRAME_SYNC, MAX_COEF_BITS,
                              MAX_INITIAL_MEAN_LOG2, MAX_LPC_ORDER, MAX_LPC_SHIFT,
                              MAX_MIX_BIAS, MAX_MIX_SHIFT, MAX_MIX_STEP, MAX_OLS_FORGET,
                              MAX_OLS_INTERVAL_LOG2, MAX_OLS_RIDGE, MAX_OLS_SCALE, MAX_OLS_TAPS,
-                             MAX_WASTED_BITS, MIN_FRAME_LENGTH, MIN_OLS_INTERVAL_LOG2,
-                             MODEL_SUBFRAME_TYPES,
-                             PCM_MD5_UNKNOWN, SIGNATURE, STREAMINFO_FLAGS_DEFINED,
-                             STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
-                             BlockType, CascadeRule, ChannelMode, ModelKind, SubframeType,
+                             MAX_WASTED_BITS, MIN_OLS_INTERVAL_LOG2, MODEL_SUBFRAME_TYPES,
+                             CascadeRule, ChannelMode, ModelKind, SubframeType,
                              max_frame_payload_bytes)
-from .spec.errors import (FormatError, IntegrityError, LimitError, ModelError, NotVaeError,
-                          TruncatedError, UnsupportedError, VaeError)
+from .spec.errors import (FormatError, IntegrityError, LimitError, ModelError, TruncatedError,
+                          UnsupportedError, VaeError)
+from .stream_head import (Reader as _Reader, StreamInfo, _one_line, _RawAdapter,
+                          read_head)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,34 +67,6 @@ _RC_STATUS = {
 
 
 @dataclass
-class StreamInfo:
-    """What STREAMINFO (§4.2) and the other metadata blocks say about a stream."""
-
-    sample_rate: int
-    channels: int
-    bits_per_sample: int
-    frame_length: int
-    total_samples: int | None
-    channel_mask: int
-    pcm_md5: bytes | None
-    lossy: bool
-    version: tuple[int, int]
-    tags: list[tuple[str, str]] = field(default_factory=list)
-    vendor: str = ""
-    seek_points: list[tuple[int, int]] = field(default_factory=list)
-    model_sha256: bytes | None = None
-    model_name: str | None = None
-    blocks: list[tuple[str, int, int]] = field(default_factory=list)  # (type, offset, length)
-    first_frame_offset: int = 0
-
-    @property
-    def duration(self) -> float | None:
-        if self.total_samples is None:
-            return None
-        return self.total_samples / self.sample_rate
-
-
-@dataclass
 class FrameInfo:
     """Summary of one decoded frame, for ``vaelac info`` and error reports."""
 
@@ -110,9 +79,6 @@ class FrameInfo:
     subframe_types: list[int]
 
 
-_READ_CHUNK = 1 << 20
-
-
 @dataclass(frozen=True)
 class _FrameJob:
     """A frame whose header, sizes and CRC-32 are checked, before its subframes are decoded."""
@@ -123,78 +89,6 @@ class _FrameJob:
     count: int
     mode: int
     payload: bytes
-
-
-class _Reader:
-    """Strict reads: a short read is a TruncatedError naming the structure and offset.
-
-    Bytes can be pushed back (``unread``) so that ``--keep-going`` can rescan a damaged frame.
-    """
-
-    def __init__(self, fileobj: BinaryIO):
-        self.file = fileobj
-        self.offset = 0
-        self.pushback = bytearray()
-        self.recording: bytearray | None = None
-        try:  # where the stream starts in the file, for seek()
-            self.seekable = bool(fileobj.seekable())
-            self.origin = fileobj.tell() if self.seekable else 0
-        except (OSError, ValueError, AttributeError):
-            self.seekable, self.origin = False, 0
-
-    def seek(self, offset: int) -> None:
-        """Continue reading at ``offset`` bytes from the start of the stream (seekable only)."""
-        self.file.seek(self.origin + offset)
-        self.offset = offset
-        self.pushback.clear()
-
-    def read_upto(self, n: int) -> bytes:
-        out = bytearray(self.pushback[:n])
-        del self.pushback[: len(out)]
-        while len(out) < n:
-            # In chunks: a buffered file preallocates what read(n) asks for, so a declared size
-            # (up to 16 MiB for a block, ~69 MB for a payload) must not be asked for at once.
-            more = self.file.read(min(n - len(out), _READ_CHUNK))
-            if not more:
-                break
-            out += more
-        if self.recording is not None:
-            self.recording += out
-        self.offset += len(out)
-        return bytes(out)
-
-    def skip(self, n: int, structure: str) -> None:
-        """Read and drop ``n`` bytes, holding at most one chunk (a strict read)."""
-        start, total = self.offset, n
-        while n > 0:
-            part = self.read_upto(min(n, _READ_CHUNK))
-            if not part:
-                raise TruncatedError(f"{total} bytes expected, {self.offset - start} found before "
-                                     "the end", structure=structure, offset=start)
-            n -= len(part)
-
-    def read(self, n: int, structure: str, frame: int | None = None) -> bytes:
-        data = self.read_upto(n)
-        if len(data) < n:
-            raise TruncatedError(f"{n} bytes expected, {len(data)} found before the end",
-                                 structure=structure, offset=self.offset - len(data),
-                                 frame=frame)
-        return data
-
-    def unread(self, data: bytes) -> None:
-        self.pushback[:0] = data
-        self.offset -= len(data)
-
-    def at_eof(self) -> bool:
-        if self.pushback:
-            return False
-        peek = getattr(self.file, "peek", None)
-        if peek is not None:
-            try:
-                return not peek(1)
-            except (OSError, ValueError):
-                pass
-        return False
 
 
 @dataclass
@@ -224,19 +118,6 @@ def _min_frame_bytes(channels: int) -> int:
     return FRAME_HEADER_BYTES + FRAME_CRC_BYTES + 7 * channels
 
 
-def _parse(struct, data: bytes, structure: str, offset: int, frame: int | None = None):
-    """Parse with construct; every construct failure becomes a FormatError here, in one place."""
-    try:
-        return struct.parse(data)
-    except construct.ConstructError as exc:
-        raise FormatError(f"malformed: {_one_line(exc)}", structure=structure, offset=offset,
-                          frame=frame) from None
-
-
-def _one_line(exc: Exception) -> str:
-    """construct's messages span lines ("Error in path ... \n reason"); keep them on one."""
-    return " ".join(str(exc).split())
-
 
 class StreamDecoder:
     """Decode a `.vae` stream from a binary file object, frame by frame.
@@ -265,7 +146,6 @@ class StreamDecoder:
         if not hasattr(fileobj, "peek"):
             fileobj = io.BufferedReader(_RawAdapter(fileobj))
         self._reader = _Reader(fileobj)
-        self._embedded_models: list[bytes] = []
         self._model: Model | None = None
         self.info = self._read_head()
         self._min_frame = _min_frame_bytes(self.info.channels)
@@ -279,100 +159,9 @@ class StreamDecoder:
 
     # -- head (§3, §4) ----------------------------------------------------------------------
     def _read_head(self) -> StreamInfo:
-        r = self._reader
-        head = self.file_head = r.read_upto(len(SIGNATURE) + 2)
-        if len(head) < len(SIGNATURE) or head[: len(SIGNATURE)] != SIGNATURE:
-            raise NotVaeError(_signature_problem(head), structure="signature", offset=0,
-                              section="§3.1")
-        if len(head) < len(SIGNATURE) + 2:
-            raise TruncatedError("stream ends inside the version", structure="signature",
-                                 offset=len(head))
-        major, minor = head[-2], head[-1]
-        if major != VERSION_MAJOR:
-            raise UnsupportedError(f"version {major}.{minor} is not supported (this decoder "
-                                   f"reads {VERSION_MAJOR}.x)", structure="version", offset=8,
-                                   section="§3.2")
-        info = None
-        index = 0
-        seen: set[str] = set()
-        while True:
-            offset = r.offset
-            block_header = _parse(grammar.BlockHeader, r.read(4, "metadata block header"),
-                                  "metadata block header", offset)
-            kind, length = block_header.block_type, block_header.length
-            if index == 0 and kind != BlockType.STREAMINFO:
-                raise FormatError(f"first metadata block must be STREAMINFO, found type {kind}",
-                                  structure="metadata block header", offset=offset,
-                                  section="§4.1")
-            if index > 0 and kind == BlockType.STREAMINFO:
-                raise FormatError("a second STREAMINFO block", structure="metadata block header",
-                                  offset=offset, section="§4.1")
-            if kind == FORBIDDEN_BLOCK_TYPE:
-                raise FormatError("metadata block type 127 is forbidden",
-                                  structure="metadata block header", offset=offset,
-                                  section="§4.1")
-            body_offset = offset + 4
-            name = BlockType(kind).name if kind in BlockType._value2member_map_ else "RESERVED"
-            if kind in (BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
-                        BlockType.MODEL_DATA) and name in seen:
-                raise FormatError(f"a second {name} block", structure="metadata block header",
-                                  offset=offset, section="§4.1")
-            seen.add(name)
-            _check_block_length(kind, name, length, body_offset)
-            if kind not in _PARSED_BLOCKS:  # PADDING, reserved: skipped, not held
-                r.skip(length, f"metadata block type {kind}")
-            else:
-                body = r.read(length, f"metadata block type {kind}")
-            if kind == BlockType.MODEL_DATA:
-                self._embedded_models.append(body)
-            if kind == BlockType.STREAMINFO:
-                info = self._stream_info(body, body_offset, (major, minor))
-            elif kind == BlockType.TAGS:
-                _check_tags_sizes(body, body_offset)
-                tags = _parse_exact(grammar.Tags, body, "TAGS", body_offset)
-                info.vendor = tags.vendor
-                info.tags = [_split_comment(c, body_offset) for c in tags.comments]
-            elif kind == BlockType.SEEKTABLE:
-                _check_seek_count(body, body_offset)
-                table = _parse_exact(grammar.SeekTable, body, "SEEKTABLE", body_offset)
-                info.seek_points = [(p.sample_number, p.byte_offset) for p in table
-                                    if p.sample_number != UNKNOWN_TOTAL_SAMPLES]
-            elif kind == BlockType.MODEL_REF:
-                ref = _parse_exact(grammar.ModelRef, body, "MODEL_REF", body_offset)
-                info.model_sha256, info.model_name = bytes(ref.sha256), ref.name
-            info.blocks.append((name, offset, length))
-            index += 1
-            if block_header.is_last:
-                break
-        info.first_frame_offset = r.offset
-        return info
-
-    def _stream_info(self, body: bytes, offset: int, version) -> StreamInfo:
-        s = _parse_exact(grammar.StreamInfo, body, "STREAMINFO", offset)
-
-        def bad(what: str) -> FormatError:
-            return FormatError(what, structure="STREAMINFO", offset=offset, section="§4.2")
-
-        # reserved bits first: a later minor version that sets one may give other fields
-        # values this decoder does not know, and must be UnsupportedError, not FormatError
-        if s.flags & ~STREAMINFO_FLAGS_DEFINED or s.reserved:
-            raise UnsupportedError(f"reserved STREAMINFO bits set (flags 0x{s.flags:02x})",
-                                   structure="STREAMINFO", offset=offset, section="§4.2")
-        if s.sample_rate == 0:
-            raise bad("sample_rate 0 is invalid")
-        if s.channels == 0:
-            raise bad("channels 0 is invalid")
-        if not 1 <= s.bits_per_sample <= MAX_BITS_PER_SAMPLE:
-            raise bad(f"bits_per_sample {s.bits_per_sample} is outside 1..32")
-        if not MIN_FRAME_LENGTH <= s.frame_length <= MAX_FRAME_LENGTH:
-            raise bad(f"frame_length {s.frame_length} is outside 1..{MAX_FRAME_LENGTH}")
-        return StreamInfo(
-            sample_rate=s.sample_rate, channels=s.channels, bits_per_sample=s.bits_per_sample,
-            frame_length=s.frame_length,
-            total_samples=None if s.total_samples == UNKNOWN_TOTAL_SAMPLES else s.total_samples,
-            channel_mask=s.channel_mask,
-            pcm_md5=None if bytes(s.pcm_md5) == PCM_MD5_UNKNOWN else bytes(s.pcm_md5),
-            lossy=bool(s.flags & STREAMINFO_FLAG_LOSSY), version=version)
+        head = self._head = read_head(self._reader)
+        self.file_head = head.file_head
+        return head.info
 
     # -- frames (§5) --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -869,8 +658,7 @@ class StreamDecoder:
                 if info.model_sha256 is None:
                     raise FormatError("a model-conditioned subframe in a stream without "
                                       "MODEL_REF", **where, section="§4.6")
-                embedded = {hashlib.sha256(b).digest(): b for b in self._embedded_models}
-                self._model = find_model(info.model_sha256, info.model_name, embedded)
+                self._model = self._head.find_model()
         wanted = ModelKind.LOSSY if lossy else ModelKind.RESIDUAL
         if self._model.kind != wanted:
             raise ModelError(f"model {self._model.name!r} is a {self._model.kind.name} model; "
@@ -972,111 +760,3 @@ _KNOWN_SUBFRAMES = tuple(SubframeType)
 _CASCADE_RULES = tuple(CascadeRule)
 _CASCADE_BODIES = (SubframeType.CASCADE, SubframeType.MIXED_CASCADE)
 _PREDICTED_BODIES = (SubframeType.PREDICTED, SubframeType.MODEL_PREDICTED, *_CASCADE_BODIES)
-_PARSED_BLOCKS = (BlockType.STREAMINFO, BlockType.SEEKTABLE, BlockType.TAGS, BlockType.MODEL_REF,
-                  BlockType.MODEL_DATA)
-_MODEL_REF_BYTES = (32 + 1, 32 + 1 + 255)  # sha256, u8 length, name (§4.6)
-_SEEK_POINT_BYTES = 16
-
-
-def _check_block_length(kind: int, name: str, length: int, offset: int) -> None:
-    """A known block's declared length must fit its structure (§4.1), checked before reading."""
-    def bad(what: str) -> FormatError:
-        return FormatError(what, structure=name, offset=offset, section="§4")
-
-    if kind == BlockType.STREAMINFO and length != grammar.StreamInfo.sizeof():
-        raise FormatError(f"STREAMINFO must be {grammar.StreamInfo.sizeof()} bytes, found "
-                          f"{length}", structure="STREAMINFO", offset=offset, section="§4.2")
-    if kind == BlockType.SEEKTABLE and (length < 4 or (length - 4) % _SEEK_POINT_BYTES):
-        raise bad(f"a {length}-byte block cannot hold a count and 16-byte seek points")
-    if kind == BlockType.TAGS and length < 8:
-        raise bad(f"a {length}-byte block cannot hold a vendor length and a count")
-    if kind == BlockType.MODEL_REF and not _MODEL_REF_BYTES[0] <= length <= _MODEL_REF_BYTES[1]:
-        raise bad(f"MODEL_REF is {_MODEL_REF_BYTES[0]}..{_MODEL_REF_BYTES[1]} bytes, found "
-                  f"{length}")
-
-
-def _check_seek_count(body: bytes, offset: int) -> None:
-    count = int.from_bytes(body[:4], "big")
-    if 4 + count * _SEEK_POINT_BYTES != len(body):
-        raise FormatError(f"count {count} needs {4 + count * _SEEK_POINT_BYTES} bytes, the block "
-                          f"has {len(body)}", structure="SEEKTABLE", offset=offset,
-                          section="§4.4")
-
-
-def _check_tags_sizes(body: bytes, offset: int) -> None:
-    """Vendor length, comment count and every comment length against the block's size (§4.5),
-    before construct builds anything from them."""
-    def bad(what: str, at: int) -> FormatError:
-        return FormatError(what, structure="TAGS", offset=offset + at, section="§4.5")
-
-    vendor = int.from_bytes(body[:4], "big")
-    at = 4 + vendor
-    if at + 4 > len(body):
-        raise bad(f"vendor length {vendor} runs past the {len(body)}-byte block", 0)
-    count = int.from_bytes(body[at:at + 4], "big")
-    at += 4
-    if count * 4 > len(body) - at:
-        raise bad(f"{count} comments need at least {count * 4} bytes, {len(body) - at} left",
-                  at - 4)
-    for i in range(count):
-        size = int.from_bytes(body[at:at + 4], "big")
-        if at + 4 + size > len(body):
-            raise bad(f"comment {i} of {size} bytes runs past the block", at)
-        at += 4 + size
-    if at != len(body):
-        raise bad(f"{len(body) - at} bytes left after the last comment", at)
-
-
-def _signature_problem(head: bytes) -> str:
-    if len(head) < len(SIGNATURE):
-        if SIGNATURE.startswith(head):
-            return "stream ends inside the signature"
-    if head[1:4] == b"VAE":
-        if head[0] != 0x89:
-            return "signature damaged: its high-bit byte was altered (7-bit transfer?)"
-        return "signature damaged: line endings were converted (text-mode transfer?)"
-    return f"not a .vae stream (starts with {head[:8]!r})"
-
-
-def _parse_exact(struct, body: bytes, name: str, offset: int):
-    value = _parse(struct, body, name, offset)
-    size = len(struct.build(value))
-    if size != len(body):
-        raise FormatError(f"block is {len(body)} bytes but its content is {size}",
-                          structure=name, offset=offset, section="§4")
-    return value
-
-
-def _split_comment(comment: str, offset: int) -> tuple[str, str]:
-    key, sep, value = comment.partition("=")
-    if not sep or not key:
-        raise FormatError(f"tag {comment[:40]!r} has no KEY=", structure="TAGS", offset=offset,
-                          section="§4.5")
-    return key, value
-
-
-class _RawAdapter(io.RawIOBase):
-    """Give any object with ``read`` the raw-IO interface BufferedReader needs (for peek)."""
-
-    def __init__(self, fileobj):
-        self._f = fileobj
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        seekable = getattr(self._f, "seekable", None)
-        return bool(seekable and seekable())
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def readinto(self, b) -> int:
-        data = self._f.read(len(b))
-        if not data:
-            return 0
-        b[: len(data)] = data
-        return len(data)
