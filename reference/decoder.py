@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from .checksum import PcmDigest, crc8
-from .frame_decoder import (_FRAME_HEADER, CheckedFrame, FrameDecoder, FrameInfo, check_crc,
-                            check_header, image_size)
+from .frame_decoder import (CheckedFrame, FrameDecoder, FrameInfo, check_crc, check_header,
+                            header_fields, image_size)
 from .spec.constants import (FRAME_CRC_BYTES, FRAME_HEADER_BYTES, FRAME_SYNC,
                              max_frame_payload_bytes)
 from .spec.errors import FormatError, IntegrityError, TruncatedError
@@ -108,13 +108,13 @@ class StreamDecoder:
         self._seeked = False  # after seek() the PCM MD5 cannot be checked
         self._drop = 0  # samples of the next frame that precede the seek target
 
-    # -- head (§3, §4) ----------------------------------------------------------------------
+    # -- head (§3, §4) ------------------------------------------------------------------------
     def _read_head(self) -> StreamInfo:
         head = self._head = read_head(self._reader)
         self.file_head = head.file_head
         return head.info
 
-    # -- frames (§5) --------------------------------------------------------------------------
+    # -- handing out frames (§5) --------------------------------------------------------------
     def __iter__(self) -> Iterator[np.ndarray]:
         while True:
             block = self.read_frame()
@@ -124,6 +124,7 @@ class StreamDecoder:
                 block, self._drop = block[self._drop:], 0
             yield block
 
+    # -- seeking (§4.4, §5.2) -----------------------------------------------------------------
     def seek(self, sample: int) -> None:
         """Make iteration continue at ``sample`` (0 … total_samples, per channel).
 
@@ -174,7 +175,7 @@ class StreamDecoder:
         r.unread(head_bytes)
         if len(head_bytes) < FRAME_HEADER_BYTES:
             return None
-        head = _FRAME_HEADER.parse(head_bytes)
+        head = header_fields(head_bytes)
         valid = (head["sync"] == FRAME_SYNC and crc8(head_bytes[:-1]) == head["header_crc8"]
                  and head["frame_index"] == self._expected_frame
                  and 1 <= head["sample_count"] <= info.frame_length
@@ -201,6 +202,7 @@ class StreamDecoder:
             self._expected_frame += 1
             self._samples_done += head["sample_count"]
 
+    # -- frames in order; keep_going (§9) -----------------------------------------------------
     def read_frame(self) -> np.ndarray | None:
         """The next frame's samples, or None at the end of the stream (after all checks).
 
@@ -302,7 +304,7 @@ class StreamDecoder:
             rest = r.read_upto(FRAME_HEADER_BYTES - 1)
             candidate = byte + rest
             if len(candidate) == FRAME_HEADER_BYTES and crc8(candidate[:-1]) == candidate[-1]:
-                head = _FRAME_HEADER.parse(candidate)
+                head = header_fields(candidate)
                 index = head["frame_index"]
                 plausible = (head["sync"] == FRAME_SYNC
                              and self._expected_frame <= index
@@ -317,6 +319,7 @@ class StreamDecoder:
                     return index
             r.unread(rest)
 
+    # -- reading frames: one at a time, or decoding ahead on threads --------------------------
     def _read_frame(self) -> tuple[array, bytearray] | None:
         if self.threads > 1:
             return self._read_frame_ahead()
@@ -406,6 +409,7 @@ class StreamDecoder:
         self._expected_frame += 1
         return pcm, image
 
+    # -- the end of the stream: its length (§5.2) and PCM MD5 (§4.2) --------------------------
     def _finish(self) -> None:
         info = self.info
         if info.total_samples is not None and self._samples_done != info.total_samples:

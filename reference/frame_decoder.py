@@ -10,6 +10,8 @@ same order and the same errors::
     head = read_head(Reader(f))          # vaelac.stream_head
     frame = decode_frame(data, head.info, head.find_model, index=k)
 
+(a stream's many frames: find the model once and pass it, or keep one :class:`FrameDecoder`).
+
 :func:`check_header` and :func:`check_crc` are the checks of a frame before its subframes
 (§5.1, §5.2, §5.5), for a reader that must check the header before it reads the payload;
 :class:`FrameDecoder` decodes a checked frame's subframes (§5.3-§8) and restores its channels
@@ -46,7 +48,7 @@ from .spec.errors import (FormatError, IntegrityError, LimitError, ModelError, T
 from .stream_head import StreamInfo, _one_line
 
 __all__ = ["FrameInfo", "CheckedFrame", "DecodedFrame", "FrameDecoder", "decode_frame",
-           "check_header", "check_crc", "image_size"]
+           "check_header", "check_crc", "header_fields", "image_size"]
 
 # construct's compiled parsers are 4-5x faster than interpreted ones. They do not check that a
 # Bytes field got all its bytes, so _parse_subframe checks those lengths itself; frame headers
@@ -152,6 +154,12 @@ def _take(data: bytes, start: int, n: int, structure: str, offset: int, index: i
         raise TruncatedError(f"{n} bytes expected, {len(part)} found before the end",
                              structure=structure, offset=offset + start, frame=index)
     return part
+
+
+def header_fields(head_bytes: bytes):
+    """A frame header's fields (§5.1) from its FRAME_HEADER_BYTES bytes, unchecked: for a reader
+    that looks for frames (seeking, resynchronising) and judges them itself."""
+    return _FRAME_HEADER.parse(head_bytes)
 
 
 def check_header(head_bytes: bytes, info: StreamInfo, index: int, done: int, offset: int):

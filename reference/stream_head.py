@@ -121,6 +121,8 @@ def read_head(r: Reader) -> StreamHead:
                               offset=offset, section="§4.1")
         seen.add(name)
         _check_block_length(kind, name, length, body_offset)
+        # What the block header alone decides is checked above; nothing of the body is believed
+        # before the lines below, so a block checksum (a later minor version's) belongs here.
         if kind not in _PARSED_BLOCKS:  # PADDING, reserved: skipped, not held
             r.skip(length, f"metadata block type {kind}")
         else:
