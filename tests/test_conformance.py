@@ -12,6 +12,7 @@ import pytest
 import vaelac
 from vaelac.conformance import generate, runner
 from vaelac.decoder import StreamDecoder
+from vaelac.frame_decoder import FrameDecoder
 from vaelac.spec.constants import SubframeType
 from vaelac.conformance._kit import crc8, pcm_md5, read_wav, write_wav
 from vaelac.spec import container as g
@@ -112,7 +113,7 @@ class _SkipsTheMD5(StreamDecoder):
             self.info.pcm_md5 = md5
 
 
-class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
+class _TreatsModelPredictedAsPredictedFrames(FrameDecoder):
     def _need_model(self, where, subframe_type):
         if subframe_type != SubframeType.MODEL_PREDICTED:
             super()._need_model(where, subframe_type)
@@ -121,6 +122,10 @@ class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
         if sub.subframe_type == SubframeType.MODEL_PREDICTED:
             sub.subframe_type = SubframeType.PREDICTED
         return super()._decode_subframe(sub, bits, count, where, cross, previous)
+
+
+class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
+    frame_decoder_class = _TreatsModelPredictedAsPredictedFrames
 
 
 class _WithoutCorrection:
@@ -138,12 +143,16 @@ class _WithoutCorrection:
         return history, shift1, shift2, w1, b1, np.zeros_like(w2), 0
 
 
-class _IgnoresTheModelsCorrection(_SkipsTheMD5):
+class _IgnoresTheModelsCorrectionFrames(FrameDecoder):
     def _need_model(self, where, subframe_type):
         super()._need_model(where, subframe_type)
         if subframe_type == SubframeType.MODEL_PREDICTED and not isinstance(
                 self._model, _WithoutCorrection):
             self._model = _WithoutCorrection(self._model)
+
+
+class _IgnoresTheModelsCorrection(_SkipsTheMD5):
+    frame_decoder_class = _IgnoresTheModelsCorrectionFrames
 
 
 def treats_model_predicted_as_predicted(src, dst):

@@ -122,7 +122,7 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
     """Levels 5 to 8 put MIXED_CASCADE subframes (§6.4, §6.5) in real music, smaller than the
     plain path's best (level 4); the round trip is exact with the compiled kernels and with the
     pure-Python ones."""
-    from vaelac import _pykernels, decoder
+    from vaelac import _pykernels, frame_decoder
     from vaelac.spec.constants import SubframeType
     from vaelac.wav import read_wav
 
@@ -135,7 +135,7 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
     assert np.array_equal(out, pcm)
     assert SubframeType.MIXED_CASCADE in dec.frames[0].subframe_types
     assert len(stream) < len(vaelac.encode(pcm, fmt.sample_rate, bits=16, level=4, model=None))
-    monkeypatch.setattr(decoder, "kernels", _pykernels)
+    monkeypatch.setattr(frame_decoder, "kernels", _pykernels)
     assert np.array_equal(vaelac.decode(stream)[0], pcm)
 
 
