@@ -169,6 +169,21 @@ def test_both_decoders_agree_on_damaged_streams(vaedec, tmp_path):
     assert 100 < decoded < 1400, decoded  # both kinds of outcome were exercised
 
 
+def _reseal_metadata(stream: bytes) -> bytes:
+    """``stream`` with its METADATA_CRC (§4.7, version 1.5) made anew after a metadata edit;
+    unchanged if it has none (a 1.4 stream)."""
+    import zlib
+    at = 10
+    while at + 4 <= len(stream):
+        header = int.from_bytes(stream[at:at + 4], "big")
+        if (header >> 24) & 0x7F == 6:
+            return stream[:at + 4] + zlib.crc32(stream[:at + 4]).to_bytes(4, "big") + stream[at + 8:]
+        if header >> 31:
+            break
+        at += 4 + (header & 0xFFFFFF)
+    return stream
+
+
 def _random_streams(count: int):
     """(stream, case name) of ``count`` one-frame streams of 1-3 channels, 8-32 bits, every
     channel mode, each subframe PREDICTED, CASCADE, MIXED_CASCADE, OLS_CASCADE or
@@ -190,7 +205,7 @@ def _random_streams(count: int):
                            for c in range(channels))
         base = vaelac.encode(np.zeros((n, channels), np.int64), 44100, bits=bits, level=0,
                              model=model)  # names the model (MODEL_REF) for MODEL_PREDICTED
-        base = base[:38] + bytes(16) + base[54:]  # pcm_md5 "not computed" (§4.2)
+        base = _reseal_metadata(base[:38] + bytes(16) + base[54:])  # pcm_md5 "not computed" (§4.2)
 
         def edit(frame, mode=mode, payload=payload):
             frame[8] = mode
