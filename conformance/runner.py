@@ -263,11 +263,13 @@ def _property_case(check, failure: dict, group: str, passed_name, failed_name: s
                      time.monotonic() - start, failure.get("reproduce", ""))]
 
 
-DAMAGES = ("truncated", "bit flip in a frame", "bit flip in the signature", "bytes appended")
+DAMAGES = ("truncated", "bit flip in a frame", "bit flip in the signature",
+           "bit flip in the metadata", "bytes appended")
 
 
 def _damage(stream: bytes, first_frame: int, damage: str, where: int) -> tuple[str, bytes]:
-    """One defect that §3.1, §5.2 or the CRCs of §5.5 make fatal, described for the report.
+    """One defect that §3.1, §5.2, METADATA_CRC (§4.7) or the CRCs of §5.5 make fatal,
+    described for the report.
     ``stream`` is a complete stream that declares its length (``total_samples``)."""
     if damage == "bit flip in a frame" and first_frame >= len(stream):
         damage = "truncated"  # a stream without frames: nothing to flip there
@@ -279,6 +281,8 @@ def _damage(stream: bytes, first_frame: int, damage: str, where: int) -> tuple[s
         return f"{len(extra)} bytes after the last frame", stream + extra.tobytes()
     if damage == "bit flip in the signature":
         pos = where % 8
+    elif damage == "bit flip in the metadata":  # version, blocks and METADATA_CRC (§4.7)
+        pos = 8 + where % (first_frame - 8)
     else:
         pos = first_frame + where % (len(stream) - first_frame)
     bit = (where >> 20) % 8

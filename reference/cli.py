@@ -204,7 +204,7 @@ def _decode_one(src: str, dst: str | None, args) -> str:
             md5 = "MD5 checked" if dec.md5_checked and not dec.damage else "MD5 not checked"
             kind = "lossy" if info.lossy else "lossless"
             state = "DAMAGED" if dec.damage else "ok"
-            return f"{src}: {state} ({dec.samples_decoded} samples, {kind}, {md5})"
+            return f"{src}: {state} ({dec.samples_decoded} samples, {kind}, {md5}{_unprotected(info)})"
         from .wav import WavFormat, WavWriter
 
         fmt = WavFormat(sample_rate=info.sample_rate, channels=info.channels,
@@ -254,7 +254,8 @@ def _info_one(src: str, args) -> str:
                  f"  total_samples    "
                  f"{'unknown' if info.total_samples is None else info.total_samples}",
                  f"  pcm_md5          {info.pcm_md5.hex() if info.pcm_md5 else 'unknown'}",
-                 f"  lossy            {'yes' if info.lossy else 'no'}"]
+                 f"  lossy            {'yes' if info.lossy else 'no'}",
+                 f"  metadata check   {'CRC-32 (METADATA_CRC)' if info.metadata_protected else _UNPROTECTED}"]
         for name, offset, length in info.blocks:
             lines.append(f"  block {name:<11} at byte {offset}, {length} bytes")
         for key, value in info.tags:
@@ -281,6 +282,14 @@ def _info_one(src: str, args) -> str:
                                  f"samples from {fr.first_sample}, mode {fr.channel_mode}, "
                                  f"{fr.size} bytes, subframes {fr.subframe_types}")
         return "\n".join(lines)
+
+
+_UNPROTECTED = "none: metadata unprotected (a format before 1.5)"
+
+
+def _unprotected(info) -> str:
+    """What a summary line says of a stream whose metadata no CRC covers (§3.2)."""
+    return "" if info.metadata_protected else ", " + _UNPROTECTED.split(": ", 1)[1]
 
 
 def _names(counts: dict, enum_name: str) -> str:

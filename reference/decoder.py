@@ -28,7 +28,7 @@ from .checksum import PcmDigest, crc8
 from .frame_decoder import (CheckedFrame, FrameDecoder, FrameInfo, check_crc, check_header,
                             header_fields, image_size)
 from .spec.constants import (FRAME_CRC_BYTES, FRAME_HEADER_BYTES, FRAME_SYNC,
-                             max_frame_payload_bytes)
+                             PROTECTED_VERSION_MINOR, max_frame_payload_bytes)
 from .spec.errors import FormatError, IntegrityError, TruncatedError
 from .stream_head import Reader as _Reader, StreamInfo, _RawAdapter, read_head
 
@@ -101,6 +101,7 @@ class StreamDecoder:
         self._frame_decoder = self.frame_decoder_class(self.info, self._head.find_model)
         self._min_frame = _min_frame_bytes(self.info.channels)
         self._expected_frame = 0
+        self._after_last = False  # a LAST frame (§5.2) was taken: the stream ends here
         self._samples_done = 0
         self._digest = PcmDigest(self.info.bits_per_sample)
         self.frames: list[FrameInfo] = []
@@ -163,6 +164,7 @@ class StreamDecoder:
     def _jump(self, frame: int, byte_offset: int) -> None:
         self._reader.seek(self.info.first_frame_offset + byte_offset)
         self._expected_frame = frame
+        self._after_last = False
         self._samples_done = frame * self.info.frame_length
         self._drop = 0
 
@@ -378,10 +380,10 @@ class StreamDecoder:
         (the caller checks the totals and the MD5)."""
         info = self.info
         r = self._reader
-        if info.total_samples is not None and done >= info.total_samples:
+        if (info.total_samples is not None and done >= info.total_samples) or self._after_last:
             if not r.at_eof():
                 raise FormatError("data after the last frame", structure="frame",
-                                  offset=r.offset, section="§5")
+                                  offset=r.offset, section="§5.2")
             return None
         offset = r.offset
         first = r.read_upto(1)
@@ -390,14 +392,20 @@ class StreamDecoder:
                 raise TruncatedError(f"stream ends after {done} of "
                                      f"{info.total_samples} samples", structure="frame",
                                      offset=offset, frame=index)
+            if info.version[1] >= PROTECTED_VERSION_MINOR:
+                raise TruncatedError(f"a {info.version[0]}.{info.version[1]} stream of unknown "
+                                     f"length ends after {done} samples without a LAST frame",
+                                     structure="frame", offset=offset, frame=index,
+                                     section="§5.2")
             return None
         head_bytes = first + r.read(FRAME_HEADER_BYTES - 1, "frame header", index)
         head = check_header(head_bytes, info, index, done, offset)
         payload = r.read(head["payload_length"], "frame payload", index)
         crc_bytes = r.read(FRAME_CRC_BYTES, "frame CRC", index)
         check_crc(head_bytes, payload, crc_bytes, offset, index, done)
+        self._after_last = head["last"]
         return CheckedFrame(index, offset, done, head["sample_count"], head["channel_mode"],
-                            payload)
+                            payload, head["last"])
 
     def _deliver(self, job: CheckedFrame, decoded) -> tuple[array, bytearray]:
         """Hand out a decoded frame: the MD5 and the position advance, in frame order."""

@@ -26,9 +26,11 @@ from .model import Model, analysis_features, builtin_models, default_model, mode
 from ._backend import kernels
 from ._bitpack import pack_signed, packed_size
 from .spec import container as grammar
-from .spec.constants import (FRAME_SYNC, MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC_ORDER,
+from .spec.constants import (CHANNEL_MODE_LAST, FRAME_CRC_BYTES, FRAME_HEADER_BYTES, FRAME_SYNC,
+                             MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC_ORDER,
                              MAX_SAMPLE_RATE, MIN_FRAME_LENGTH, PCM_MD5_UNKNOWN,
-                             STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
+                             METADATA_CRC_LENGTH, STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES,
+                             VERSION_MAJOR,
                              VERSION_MINOR, BlockType, CascadeRule,
                              ChannelMode, ModelKind, SubframeType)
 from .spec.errors import EncodeError
@@ -586,13 +588,25 @@ def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level,
     subframes = _encode_subframes(analyses, level, model)
     if model_uses is not None:
         model_uses.append(sum(sub[0] == SubframeType.MODEL_PREDICTED for sub in subframes))
-    payload = b"".join(subframes)
+    return _frame(frame_index, len(pcm), mode, b"".join(subframes))
+
+
+def _frame(frame_index: int, sample_count: int, channel_mode: int, payload: bytes) -> bytes:
+    """A frame (§5): its header with the CRC-8, the payload, the CRC-32."""
     head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
-                                               sample_count=len(pcm), channel_mode=mode,
+                                               sample_count=sample_count,
+                                               channel_mode=channel_mode,
                                                payload_length=len(payload)))
     head += bytes([crc8(head)])
     body = head + payload
     return body + crc32(body).to_bytes(4, "big")
+
+
+def mark_last(frame: bytes) -> bytes:
+    """The same frame with the LAST flag of §5.2 set, its CRCs made anew."""
+    head = grammar.FrameHeaderNoCrc.parse(frame)
+    return _frame(head.frame_index, head.sample_count, head.channel_mode | CHANNEL_MODE_LAST,
+                  frame[FRAME_HEADER_BYTES:-FRAME_CRC_BYTES])
 
 
 def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
@@ -641,14 +655,8 @@ def encode_lossy_frame(pcm: np.ndarray, frame_index: int, bits: int, model: Mode
             continue
         parts.append(subframe)
         decoded.append(lossy.decode_samples(model, symbols, len(pcm), lo, hi))
-    payload = b"".join(parts)
-    head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
-                                               sample_count=len(pcm),
-                                               channel_mode=ChannelMode.INDEPENDENT,
-                                               payload_length=len(payload)))
-    head += bytes([crc8(head)])
-    body = head + payload
-    return body + crc32(body).to_bytes(4, "big"), np.stack(decoded, axis=1)
+    frame = _frame(frame_index, len(pcm), ChannelMode.INDEPENDENT, b"".join(parts))
+    return frame, np.stack(decoded, axis=1)
 
 
 class StreamEncoder:
@@ -737,8 +745,11 @@ class StreamEncoder:
         self._blocks = self._metadata_blocks(tag_items, vendor, seek_entries)
         self.model_subframes = 0  # MODEL_PREDICTED subframes written
         self._spool = tempfile.SpooledTemporaryFile(_SPOOL_BYTES) if embed_later else None
-        if self._spool is None:
-            self._write_head(total_samples, PCM_MD5_UNKNOWN, [])
+        # The head waits for the first frame or close(), which then knows whether the input
+        # was empty (§5.2: an empty stream has a known length, 0); the last frame coded waits
+        # for the next, so that close() can mark it LAST in a stream of unknown length.
+        self._head_written = False
+        self._held: bytes | None = None
 
     def _end_spool(self) -> None:
         """Write the head (with MODEL_DATA only if a subframe used the model) and the frames
@@ -789,11 +800,16 @@ class StreamEncoder:
                     [dict(sample_number=s, byte_offset=o) for s, o in points])))
             else:
                 bodies.append(block)
-        for i, (kind, body) in enumerate(bodies):
-            parts.append(grammar.BlockHeader.build(dict(is_last=int(i == len(bodies) - 1),
-                                                        block_type=kind, length=len(body))))
+        for kind, body in bodies:
+            parts.append(grammar.BlockHeader.build(dict(is_last=0, block_type=kind,
+                                                        length=len(body))))
             parts.append(body)
-        self.file.write(b"".join(parts))
+        # §4.7: the last block, the CRC-32 of every byte before its field
+        parts.append(grammar.BlockHeader.build(dict(is_last=1, block_type=BlockType.METADATA_CRC,
+                                                    length=METADATA_CRC_LENGTH)))
+        head = b"".join(parts)
+        self.file.write(head + crc32(head).to_bytes(METADATA_CRC_LENGTH, "big"))
+        self._head_written = True
 
     def _on_candidates(self, call) -> None:
         """``call(candidate)`` for every frame length, the first on this thread and the others
@@ -871,11 +887,23 @@ class StreamEncoder:
             frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level,
                                  self.model, uses)
             self.model_subframes += sum(uses)
-        (self.file if self._spool is None else self._spool).write(frame)
-        if self._spool is not None and self.model_subframes:
-            self._end_spool()
+        held, self._held = self._held, frame
+        if held is not None:
+            self._put(held)
         self._frames_bytes += len(frame)
         self._frame_index += 1
+
+    def _put(self, frame: bytes) -> None:
+        """Write a frame: to the spool while the model's embedding is undecided, else to the
+        output after the head."""
+        if self._spool is not None:
+            self._spool.write(frame)
+            if self.model_subframes:
+                self._end_spool()
+            return
+        if not self._head_written:
+            self._write_head(self.total_declared, PCM_MD5_UNKNOWN, [])
+        self.file.write(frame)
 
     def close(self) -> None:
         """Flush the last (short) frame and finish the header where the output allows."""
@@ -898,8 +926,15 @@ class StreamEncoder:
             self._emit(self._pending_len)
         if self.total_declared is not None and self.total_declared != self._samples:
             raise EncodeError(f"{self._samples} samples written, {self.total_declared} declared")
+        if self._held is not None:
+            last, self._held = self._held, None
+            if not self._seekable and self.total_declared is None:  # §5.2: the stream's end
+                last = mark_last(last)
+            self._put(last)
         if self._spool is not None:
             self._end_spool()
+        if not self._head_written:  # no frame: the input was empty, its length is known
+            self._write_head(self._samples, self._digest.digest(), [])
         if self._seekable:
             end = self.file.tell()
             self.file.seek(self._start)

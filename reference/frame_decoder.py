@@ -35,7 +35,7 @@ from ._bitpack import packed_size
 from .checksum import crc8, crc32
 from .model import Model, find_model
 from .spec import container as grammar
-from .spec.constants import (FRAME_CRC_BYTES, FRAME_HEADER_BYTES, FRAME_SYNC,
+from .spec.constants import (CHANNEL_MODE_LAST, CHANNEL_MODE_MASK, FRAME_CRC_BYTES, FRAME_HEADER_BYTES, FRAME_SYNC,
                              MAX_CASCADE_SHIFT, MAX_CASCADE_STAGES, MAX_CASCADE_TAPS,
                              MAX_COEF_BITS, MAX_CROSS_TAPS, MAX_INITIAL_MEAN_LOG2,
                              MAX_LPC_ORDER, MAX_LPC_SHIFT, MAX_MIX_BIAS, MAX_MIX_SHIFT,
@@ -95,6 +95,7 @@ class CheckedFrame:
     count: int
     mode: int
     payload: bytes
+    last: bool = False  # the LAST flag (§5.2)
 
     def frame_info(self, subframe_types: list[int]) -> FrameInfo:
         return FrameInfo(self.index, self.offset, self.first_sample, self.count, self.mode,
@@ -165,7 +166,8 @@ def header_fields(head_bytes: bytes):
 def check_header(head_bytes: bytes, info: StreamInfo, index: int, done: int, offset: int):
     """Frame ``index``'s header (``done`` samples precede it, ``offset``: where it starts), parsed
     and checked before its payload is read (§5.1, §5.2), in the order of §5.1: sync, CRC-8,
-    frame_index, sample_count, channel_mode, payload_length. Returns the parsed header."""
+    frame_index, sample_count, channel_mode, payload_length. Returns the parsed header, its
+    ``channel_mode`` the mode of §6.1 and ``last`` its LAST flag (§5.2)."""
     # Parsed fields are read by key on the hot path: construct's attribute access first
     # fails a normal lookup and costs ~0.7 us a field, 20-30 ms per minute of stereo audio.
     head = _FRAME_HEADER.parse(head_bytes)
@@ -190,11 +192,15 @@ def check_header(head_bytes: bytes, info: StreamInfo, index: int, done: int, off
     if remaining is not None and count != min(info.frame_length, remaining):
         raise bad(FormatError, f"sample_count {min(info.frame_length, remaining)} expected, "
                   f"found {count}", "§5.2")
-    mode = head["channel_mode"]
+    mode = head["channel_mode"] & CHANNEL_MODE_MASK
     if mode > ChannelMode.MID_SIDE:
         raise bad(UnsupportedError, f"channel_mode {mode} is reserved", "§5.1")
     if mode and info.channels < 2:
         raise bad(FormatError, f"channel_mode {mode} needs two channels", "§5.1")
+    last = bool(head["channel_mode"] & CHANNEL_MODE_LAST)
+    if last and info.total_samples is not None:
+        raise bad(FormatError, "the LAST flag is for streams of unknown length", "§5.2")
+    head["channel_mode"], head["last"] = mode, last
     limit = max_frame_payload_bytes(info.frame_length, info.channels)
     if head["payload_length"] > limit:
         raise bad(LimitError, f"payload_length {head['payload_length']} exceeds the limit "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -23,8 +24,10 @@ from .spec import container as grammar
 from .spec.constants import (FORBIDDEN_BLOCK_TYPE, MAX_BITS_PER_SAMPLE, MAX_FRAME_LENGTH,
                              MIN_FRAME_LENGTH, PCM_MD5_UNKNOWN, SIGNATURE,
                              STREAMINFO_FLAGS_DEFINED, STREAMINFO_FLAG_LOSSY,
-                             UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR, BlockType)
-from .spec.errors import FormatError, NotVaeError, TruncatedError, UnsupportedError
+                             UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR, BlockType,
+                             METADATA_CRC_LENGTH, PROTECTED_VERSION_MINOR)
+from .spec.errors import (FormatError, IntegrityError, NotVaeError, TruncatedError,
+                          UnsupportedError)
 
 __all__ = ["StreamInfo", "StreamHead", "read_head"]
 
@@ -48,6 +51,12 @@ class StreamInfo:
     model_name: str | None = None
     blocks: list[tuple[str, int, int]] = field(default_factory=list)  # (type, offset, length)
     first_frame_offset: int = 0
+
+    @property
+    def metadata_protected(self) -> bool:
+        """Whether the metadata carried a METADATA_CRC, checked (§4.7); streams before version
+        1.5 have none, and a damaged field of theirs can go unnoticed."""
+        return any(name == "METADATA_CRC" for name, _, _ in self.blocks)
 
     @property
     def duration(self) -> float | None:
@@ -80,7 +89,9 @@ class StreamHead:
 
 def read_head(r: Reader) -> StreamHead:
     """Read the signature, version and metadata blocks (§3, §4), leaving ``r`` at the first
-    frame; every error is a :class:`VaeError`, in the check order of §4.1."""
+    frame; every error is a :class:`VaeError`, in the check order of §4.1. From version 1.5
+    the blocks' content is checked and used only once METADATA_CRC holds (§4.7)."""
+    r.crc = 0  # §4.7: every byte before METADATA_CRC's field
     head = r.read_upto(len(SIGNATURE) + 2)
     if len(head) < len(SIGNATURE) or head[: len(SIGNATURE)] != SIGNATURE:
         raise NotVaeError(_signature_problem(head), structure="signature", offset=0,
@@ -93,8 +104,10 @@ def read_head(r: Reader) -> StreamHead:
         raise UnsupportedError(f"version {major}.{minor} is not supported (this decoder "
                                f"reads {VERSION_MAJOR}.x)", structure="version", offset=8,
                                section="§3.2")
-    info = None
-    embedded_models: list[bytes] = []
+    protected = minor >= PROTECTED_VERSION_MINOR
+    parts = _HeadParts((major, minor))
+    contents = []  # the blocks' content checks, run as read (<= 1.4) or after METADATA_CRC
+    crc_checked = False
     index = 0
     seen: set[str] = set()
     while True:  # one metadata block (§4.1) a turn
@@ -120,17 +133,60 @@ def read_head(r: Reader) -> StreamHead:
             raise FormatError(f"a second {name} block", structure="metadata block header",
                               offset=offset, section="§4.1")
         seen.add(name)
+        if kind == BlockType.METADATA_CRC and not block_header.is_last:
+            raise FormatError("METADATA_CRC must be the last metadata block",
+                              structure="metadata block header", offset=offset, section="§4.7")
         _check_block_length(kind, name, length, body_offset)
         # What the block header alone decides is checked above; nothing of the body is believed
-        # before the lines below, so a block checksum (a later minor version's) belongs here.
-        if kind not in _PARSED_BLOCKS:  # PADDING, reserved: skipped, not held
+        # before the lines below.
+        if kind == BlockType.METADATA_CRC:
+            expected = r.crc
+            stored = int.from_bytes(r.read(length, "METADATA_CRC"), "big")
+            if stored != expected:
+                raise IntegrityError(f"metadata CRC-32 mismatch: 0x{stored:08x} stored, the "
+                                     f"metadata has 0x{expected:08x}", structure="METADATA_CRC",
+                                     offset=body_offset, section="§4.7")
+            crc_checked = True
+        elif kind not in _PARSED_BLOCKS:  # PADDING, reserved: skipped, not held
             r.skip(length, f"metadata block type {kind}")
         else:
             body = r.read(length, f"metadata block type {kind}")
+            contents.append((kind, body, body_offset))
+            if not protected:
+                parts.take(*contents.pop())
+        parts.blocks.append((name, offset, length))
+        index += 1
+        if block_header.is_last:
+            break
+    r.crc = None
+    if protected and not crc_checked:
+        raise IntegrityError(f"the metadata of a {major}.{minor} stream ends without "
+                             "METADATA_CRC (a damaged block type or is_last)",
+                             structure="metadata block header", offset=offset, section="§4.1")
+    for content in contents:  # 1.5: only now, with every byte checked (§4.1)
+        parts.take(*content)
+    info = parts.info
+    info.blocks = parts.blocks
+    info.first_frame_offset = r.offset
+    return StreamHead(info, parts.embedded_models, head)
+
+
+class _HeadParts:
+    """What the metadata blocks say, gathered block by block as their content is checked."""
+
+    def __init__(self, version: tuple[int, int]):
+        self.version = version
+        self.info: StreamInfo | None = None
+        self.embedded_models: list[bytes] = []
+        self.blocks: list[tuple[str, int, int]] = []
+
+    def take(self, kind: int, body: bytes, body_offset: int) -> None:
+        """Check one block's content (§4.2-§4.6) and keep what it says."""
+        info = self.info
         if kind == BlockType.MODEL_DATA:
-            embedded_models.append(body)
-        if kind == BlockType.STREAMINFO:
-            info = _stream_info(body, body_offset, (major, minor))
+            self.embedded_models.append(body)
+        elif kind == BlockType.STREAMINFO:
+            self.info = _stream_info(body, body_offset, self.version)
         elif kind == BlockType.TAGS:
             _check_tags_sizes(body, body_offset)
             tags = _parse_exact(grammar.Tags, body, "TAGS", body_offset)
@@ -144,12 +200,6 @@ def read_head(r: Reader) -> StreamHead:
         elif kind == BlockType.MODEL_REF:
             ref = _parse_exact(grammar.ModelRef, body, "MODEL_REF", body_offset)
             info.model_sha256, info.model_name = bytes(ref.sha256), ref.name
-        info.blocks.append((name, offset, length))
-        index += 1
-        if block_header.is_last:
-            break
-    info.first_frame_offset = r.offset
-    return StreamHead(info, embedded_models, head)
 
 
 def _stream_info(body: bytes, offset: int, version) -> StreamInfo:
@@ -202,6 +252,9 @@ def _check_block_length(kind: int, name: str, length: int, offset: int) -> None:
     if kind == BlockType.MODEL_REF and not _MODEL_REF_BYTES[0] <= length <= _MODEL_REF_BYTES[1]:
         raise bad(f"MODEL_REF is {_MODEL_REF_BYTES[0]}..{_MODEL_REF_BYTES[1]} bytes, found "
                   f"{length}")
+    if kind == BlockType.METADATA_CRC and length != METADATA_CRC_LENGTH:
+        raise FormatError(f"METADATA_CRC must be {METADATA_CRC_LENGTH} bytes, found {length}",
+                          structure="METADATA_CRC", offset=offset, section="§4.7")
 
 
 def _check_seek_count(body: bytes, offset: int) -> None:
@@ -298,6 +351,7 @@ class Reader:
         self.offset = 0
         self.pushback = bytearray()
         self.recording: bytearray | None = None
+        self.crc: int | None = None  # while not None, the CRC-32 of every byte read (§4.7)
         try:  # where the stream starts in the file, for seek()
             self.seekable = bool(fileobj.seekable())
             self.origin = fileobj.tell() if self.seekable else 0
@@ -322,6 +376,8 @@ class Reader:
             out += more
         if self.recording is not None:
             self.recording += out
+        if self.crc is not None:
+            self.crc = zlib.crc32(out, self.crc)
         self.offset += len(out)
         return bytes(out)
 
@@ -385,3 +441,20 @@ class _RawAdapter(io.RawIOBase):
             return 0
         b[: len(data)] = data
         return len(data)
+
+
+def reseal(stream: bytes) -> bytes:
+    """``stream`` with its METADATA_CRC (§4.7) made anew over the metadata as it now stands:
+    for whoever rewrites metadata in place (a tag editor), and for tests that damage one field
+    on purpose and want the check behind the CRC to see it. Block headers are followed by their
+    lengths without any other check; a stream without METADATA_CRC comes back unchanged."""
+    at = len(SIGNATURE) + 2
+    while at + 4 <= len(stream):
+        header = grammar.BlockHeader.parse(stream[at:at + 4])
+        if header.block_type == BlockType.METADATA_CRC:
+            crc = zlib.crc32(stream[:at + 4]).to_bytes(METADATA_CRC_LENGTH, "big")
+            return stream[:at + 4] + crc + stream[at + 4 + METADATA_CRC_LENGTH:]
+        if header.is_last:
+            break
+        at += 4 + header.length
+    return stream

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import vaelac
+from vaelac.stream_head import reseal
 from vaelac.conformance._kit import pcm_md5, read_wav
 from vaelac.wav import read_wav as read_input
 
@@ -166,22 +167,9 @@ def test_both_decoders_agree_on_damaged_streams(vaedec, tmp_path):
     for index in range(1500):
         data, applied = fz.make_case(seeds, 17, index)
         decoded += _both_agree(vaedec, tmp_path, data, f"case 17:{index} ({', '.join(applied)})")
-    assert 100 < decoded < 1400, decoded  # both kinds of outcome were exercised
-
-
-def _reseal_metadata(stream: bytes) -> bytes:
-    """``stream`` with its METADATA_CRC (§4.7, version 1.5) made anew after a metadata edit;
-    unchanged if it has none (a 1.4 stream)."""
-    import zlib
-    at = 10
-    while at + 4 <= len(stream):
-        header = int.from_bytes(stream[at:at + 4], "big")
-        if (header >> 24) & 0x7F == 6:
-            return stream[:at + 4] + zlib.crc32(stream[:at + 4]).to_bytes(4, "big") + stream[at + 8:]
-        if header >> 31:
-            break
-        at += 4 + (header & 0xFFFFFF)
-    return stream
+    # both kinds of outcome were exercised: with format 1.5's METADATA_CRC a mutation of the
+    # metadata that fix_crcs does not undo is caught, so 82 of the 1,500 decode (1.4: over 100)
+    assert 50 < decoded < 1400, decoded
 
 
 def _random_streams(count: int):
@@ -205,7 +193,7 @@ def _random_streams(count: int):
                            for c in range(channels))
         base = vaelac.encode(np.zeros((n, channels), np.int64), 44100, bits=bits, level=0,
                              model=model)  # names the model (MODEL_REF) for MODEL_PREDICTED
-        base = _reseal_metadata(base[:38] + bytes(16) + base[54:])  # pcm_md5 "not computed" (§4.2)
+        base = reseal(base[:38] + bytes(16) + base[54:])  # pcm_md5 "not computed" (§4.2)
 
         def edit(frame, mode=mode, payload=payload):
             frame[8] = mode
@@ -336,4 +324,4 @@ def test_format_1_5_every_metadata_bit_is_checked(vaedec, tmp_path):
     assert "decoded" not in classes and "IntegrityError" in classes, classes
     zero_rate = data[:14] + bytes(4) + data[18:]  # STREAMINFO's sample_rate 0 (§4.2)
     assert _class(vaedec, tmp_path, zero_rate) == "IntegrityError"
-    assert _class(vaedec, tmp_path, _reseal_metadata(zero_rate)) == "FormatError"
+    assert _class(vaedec, tmp_path, reseal(zero_rate)) == "FormatError"

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vaelac
+from vaelac.stream_head import reseal
 from vaelac import _kernels as c_impl
 from vaelac import _pykernels as py_impl
 from vaelac import encoder as encoder_module
@@ -233,7 +234,7 @@ def test_model_data_whose_hash_differs_from_model_ref_is_not_used(monkeypatch):
     other = random_model(6, name="other")
     pcm = make_signal("walk", 3000, 1, 16, seed=1)
     stream = _forced_model_stream(pcm, model, monkeypatch, embed_model=True)
-    swapped = stream.replace(model.data, other)  # same length: another model's bytes
+    swapped = reseal(stream.replace(model.data, other))  # same length: another model's bytes
     with pytest.raises(vaelac.ModelError, match="'named'"):
         vaelac.decode(swapped)
 
@@ -243,12 +244,12 @@ def test_model_subframes_without_model_ref_are_a_format_error(monkeypatch):
     pcm = make_signal("walk", 3000, 1, 16, seed=1)
     stream = _forced_model_stream(pcm, model, monkeypatch, embed_model=False)
     ref = grammar.ModelRef.build(dict(sha256=model.sha256, name=model.name))
-    padding = grammar.BlockHeader.build(dict(is_last=1, block_type=BlockType.PADDING,
+    padding = grammar.BlockHeader.build(dict(is_last=0, block_type=BlockType.PADDING,
                                              length=len(ref)))
-    header = grammar.BlockHeader.build(dict(is_last=1, block_type=BlockType.MODEL_REF,
+    header = grammar.BlockHeader.build(dict(is_last=0, block_type=BlockType.MODEL_REF,
                                             length=len(ref)))
     assert header + ref in stream
-    no_ref = stream.replace(header + ref, padding + bytes(len(ref)))
+    no_ref = reseal(stream.replace(header + ref, padding + bytes(len(ref))))
     with pytest.raises(vaelac.FormatError, match="without MODEL_REF"):
         vaelac.decode(no_ref)
 
@@ -258,7 +259,8 @@ def test_a_lossy_model_cannot_decode_model_predicted_subframes(monkeypatch):
     residual = load_model(random_model(2))
     pcm = make_signal("walk", 3000, 1, 16, seed=1)
     stream = _forced_model_stream(pcm, residual, monkeypatch, embed_model=True)
-    wrong = stream.replace(residual.sha256, lossy.sha256).replace(residual.data[:64], b"x" * 64)
+    wrong = reseal(stream.replace(residual.sha256, lossy.sha256)
+                   .replace(residual.data[:64], b"x" * 64))
     embedded = {lossy.sha256: lossy.data}
     with pytest.raises(vaelac.ModelError):
         from vaelac.model import find_model
