@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import vaelac
+from vaelac.stream_head import reseal
 from vaelac.decoder import StreamDecoder
 
 HERE = Path(__file__).resolve().parent
@@ -69,15 +70,19 @@ def test_the_harness_reports_crashes_and_hangs(monkeypatch):
 
 
 def test_a_mutated_model_file_reaches_the_model_loader():
-    """A changed MODEL_DATA no longer matches MODEL_REF, so the decoder takes the installed
-    model of that hash (§8.1) and the change goes unseen; with the hash fixed up, the changed
-    file is what MODEL_REF names, and the loader refuses it (ModelError naming §8.1)."""
+    """A changed MODEL_DATA is damage METADATA_CRC catches (§4.7). Resealed, it no longer
+    matches MODEL_REF, so the decoder takes the installed model of that hash (§8.1); with the
+    hash fixed up too, the changed file is what MODEL_REF names, and the loader refuses it
+    (ModelError naming §8.1): what the fuzzer's fix_model_hash then fix_crcs reach."""
     data = bytearray((HERE / "fuzz" / "seeds" / "model_embedded.vae").read_bytes())
     (kind, start, length), = [b for b in fz._blocks(data) if b[0] == 5]
     at, width = fz._model_fields(data[start:start + length])[0]  # format_version
     data[start + at] = 9
-    vaelac.decode(bytes(data))  # the shipped model of the original hash decodes it
+    with pytest.raises(vaelac.IntegrityError, match="METADATA_CRC"):
+        vaelac.decode(bytes(data))
+    vaelac.decode(reseal(bytes(data)))  # the shipped model of the original hash decodes it
     fz.fix_model_hash(data)
+    fz.fix_crcs(data)
     with pytest.raises(vaelac.ModelError, match="format_version 9 is not 1"):
         vaelac.decode(bytes(data))
 

@@ -537,11 +537,12 @@ def make_case(seeds: list[bytes], run_seed: int, index: int, target: str = "vae"
         f = rng.choices(funcs, weights)[0]
         f(rng, data, seeds)
         applied.append(f.__name__[2:])
+    # the model's hash before the CRCs: METADATA_CRC (§4.7) covers MODEL_REF's hash too
+    if target == "vae" and rng.random() < 0.5:
+        fix_model_hash(data)
     if target == "vae" and rng.random() < 0.5:
         fix_crcs(data)
         applied.append("fix_crcs")
-    if target == "vae" and rng.random() < 0.5:
-        fix_model_hash(data)
     return bytes(data), applied
 
 
