@@ -207,3 +207,12 @@ def test_import_vaelac_does_not_import_dask():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_pickled_array_computes_elsewhere(long_file, frame_decodes):
+    import pickle
+    path, x = long_file
+    a = pickle.loads(pickle.dumps(vd.from_vae(f"file://{path}", chunk_frames=20)))
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_array_equal(a[2_500:3_500].compute(), x[2_500:3_500])
+    assert sorted(frame_decodes) == [2, 3]

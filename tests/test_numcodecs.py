@@ -267,3 +267,14 @@ def test_import_vaelac_imports_no_optional_package():
                           timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_codecs_pickle_for_dask_workers():
+    import pickle
+    x = np.arange(-500, 500, dtype=np.int16).reshape(500, 2)
+    codec = pickle.loads(pickle.dumps(Vae(level=1, model=None)))
+    assert codec == Vae(level=1, model=None)
+    np.testing.assert_array_equal(codec.decode(codec.encode(x)), x)
+    ser = VaeSerializer(level=1, model=None)
+    ser._codec  # the cached numcodecs codec travels too
+    assert pickle.loads(pickle.dumps(ser)) == ser
