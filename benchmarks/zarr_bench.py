@@ -11,7 +11,8 @@ threads), each decoded chunk checked equal to the input:
   files of its most common rate end to end and cutting that into 64 columns of
   ``--stack-samples`` samples, in chunks of 30,000 samples x 64 channels.
 
-Codecs: ``Vae(level)`` for each of ``--levels``; ``WavPack(level=1..4)`` of wavpack-numcodecs;
+Codecs: ``Vae(level)`` for each of ``--levels`` and ``Vae(level, model=None)`` (the plain path,
+fastest to decode) for each of ``--plain-levels``; ``WavPack(level=1..4)`` of wavpack-numcodecs;
 ``Flac(level=5, 8)`` of flac-numcodecs (int16 only: its other chunks are counted apart); and
 numcodecs' ``Blosc(zstd, clevel 5, byte shuffle)`` after a ``Delta`` filter. A codec whose
 package is missing is left out with a note (``pip install vaelac[zarr] wavpack-numcodecs
@@ -25,7 +26,7 @@ the int16 chunks only, the set on which Flac is compared.
 
 Usage:
   zarr_bench.py [--corpus DIR ...] [--limit-seconds N] [--stack-samples N] [--levels 0,5,8]
-                [--json OUT.json] [--md OUT.md]
+                [--plain-levels 0,2] [--chunkings 1s,30000x64] [--json OUT.json] [--md OUT.md]
 
 --limit-seconds N: per corpus, files in sorted-name order until N seconds of audio are taken
   (the 1s chunking), and the 64-column array at most N seconds long per column's rate share
@@ -130,8 +131,10 @@ class _Plain:
             out, np.ndarray) else out.reshape(like.shape)
 
 
-def codecs(levels: list[int]) -> tuple[list, list[str]]:
+def codecs(levels: list[int], plain_levels: list[int]) -> tuple[list, list[str]]:
     found, notes = [], []
+    for level in plain_levels:
+        found.append(_Plain(f"Vae(level={level}, model=None)", Vae(level=level, model=None)))
     for level in levels:
         found.append(_Plain(f"Vae(level={level})", Vae(level=level)))
     try:
@@ -213,7 +216,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stack-samples", type=int, default=None,
                     help="samples per column of the 64-channel array (default: 300,000, or "
                     "what --limit-seconds allows at 44.1 kHz)")
-    ap.add_argument("--levels", default="0,5,8")
+    ap.add_argument("--levels", default="0,5,8", help="Vae levels with the shipped model")
+    ap.add_argument("--plain-levels", default="0,2",
+                    help="Vae levels on the plain path (model=None), the fastest to decode")
     ap.add_argument("--chunkings", default="1s,30000x64")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--md", type=Path)
@@ -227,7 +232,8 @@ def main(argv=None) -> int:
     stack = args.stack_samples or (300_000 if args.limit_seconds is None else
                                    max(STACK_CHUNK, int(args.limit_seconds * 44100
                                                         / STACK_CHANNELS)))
-    codec_list, notes = codecs([int(v) for v in args.levels.split(",")])
+    codec_list, notes = codecs([int(v) for v in args.levels.split(",") if v],
+                               [int(v) for v in args.plain_levels.split(",") if v])
     results = []
     for corpus in corpora:
         for chunking in args.chunkings.split(","):
