@@ -33,6 +33,7 @@ chunk's length), so the rate never changes the coded size.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
 
@@ -40,7 +41,8 @@ import numpy as np
 
 from .decoder import StreamDecoder
 from .encoder import LEVELS, StreamEncoder, default_frame_length
-from .spec.constants import MAX_CHANNELS, MAX_FRAME_LENGTH
+from .spec.constants import (FRAME_CRC_BYTES, FRAME_HEADER_BYTES, MAX_CHANNELS,
+                             MAX_FRAME_LENGTH)
 from .spec.errors import EncodeError, FormatError, IntegrityError, TruncatedError
 
 MAGIC = b"VAEZ"
@@ -101,7 +103,7 @@ def encode_chunk(chunk: np.ndarray, *, level: int, model, rate: int | None) -> b
         raise EncodeError(f"vaelac chunks need 1..{_MAX_NDIM} dimensions, not {chunk.ndim}")
     fortran = chunk.ndim > 1 and chunk.flags.f_contiguous and not chunk.flags.c_contiguous
     samples = chunk.shape[0]
-    channels = int(np.prod(chunk.shape[1:], dtype=np.int64))
+    channels = math.prod(chunk.shape[1:])
     sizes = group_sizes(channels) if samples else []
     bits = 8 * dtype.itemsize
     pcm = chunk.reshape(samples, channels)  # logical order, whatever the memory order
@@ -155,8 +157,8 @@ def parse_header(data) -> tuple[np.dtype, bool, tuple[int, ...], list[int], int]
         raise _bad("bad order or ndim byte", 8)
     shape = struct.unpack_from(f"<{ndim}Q", view, _FIXED.size)
     lengths = list(struct.unpack_from(f"<{groups}I", view, _FIXED.size + 8 * ndim))
-    channels = int(np.prod(shape[1:], dtype=np.int64)) if ndim > 1 else 1
-    if groups != len(group_sizes(channels) if shape[0] else []):
+    channels = math.prod(shape[1:])
+    if groups != (-(-channels // MAX_CHANNELS) if shape[0] else 0):
         raise _bad(f"{groups} streams for {channels} channels", 10)
     if end + sum(lengths) != len(view):
         raise (TruncatedError if end + sum(lengths) > len(view) else FormatError)(
@@ -170,29 +172,37 @@ def decode_chunk(data) -> np.ndarray:
     dtype, fortran, shape, lengths, offset = parse_header(data)
     view = memoryview(data).cast("B")
     samples = shape[0]
-    channels = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    channels = math.prod(shape[1:])
     bits = 8 * dtype.itemsize
-    result = np.empty((samples, channels), dtype, order="F" if fortran else "C")
-    first = 0
+    decoders = []
     for size, length in zip(group_sizes(channels) if samples else [], lengths):
         stream = view[offset:offset + length]
-        where = offset
-        offset += length
         dec = StreamDecoder(io.BytesIO(stream))
         info = dec.info
         if (info.channels, info.bits_per_sample, info.total_samples) != (size, bits, samples):
             raise _bad(f"a stream holds {info.channels} channels of {info.bits_per_sample} bits "
                        f"x {info.total_samples} samples, the header says {size} of {bits} x "
-                       f"{samples}", where)
+                       f"{samples}", offset)
         if info.pcm_md5 is None:
             raise IntegrityError("a stream of the chunk has no PCM MD5",
-                                 structure="vaelac chunk", offset=where)
+                                 structure="vaelac chunk", offset=offset)
+        # every frame takes at least a header, a CRC and 7 bytes a channel (§5): a stream
+        # too short for its frames is refused before the samples are allocated
+        frames = -(-samples // info.frame_length)
+        if frames * (FRAME_HEADER_BYTES + FRAME_CRC_BYTES + 7 * size) > length:
+            raise TruncatedError(f"a stream of {length} bytes cannot hold {frames} frames",
+                                 structure="vaelac chunk", offset=offset)
+        decoders.append((dec, size, offset))
+        offset += length
+    result = np.empty((samples, channels), dtype, order="F" if fortran else "C")
+    first = 0
+    for dec, size, where in decoders:
         done = 0
         for block in dec:
             if done + len(block) > samples:
                 raise _bad(f"a stream holds more than its {samples} samples", where)
-            block = block.astype(np.int64) if dtype.kind == "u" else block
             if dtype.kind == "u":
+                block = block.astype(np.int64)
                 block += 1 << (bits - 1)
             result[done:done + len(block), first:first + size] = block
             done += len(block)

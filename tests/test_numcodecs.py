@@ -278,3 +278,41 @@ def test_codecs_pickle_for_dask_workers():
     ser = VaeSerializer(level=1, model=None)
     ser._codec  # the cached numcodecs codec travels too
     assert pickle.loads(pickle.dumps(ser)) == ser
+
+
+def _rewrite_header(encoded: bytes, shape, total_samples=None) -> bytes:
+    """The chunk with another shape in its head (CRC recomputed) and, optionally, another
+    total_samples in its single stream's STREAMINFO: what a hostile writer can make."""
+    import io
+    import zlib
+
+    from vaelac.spec import container
+
+    dtype, fortran, _, lengths, start = _chunk.parse_header(encoded)
+    stream = encoded[start:]
+    if total_samples is not None:
+        name, offset, length = next(b for b in vaelac.StreamDecoder(io.BytesIO(stream)).info.blocks
+                                    if b[0] == "STREAMINFO")
+        body = container.StreamInfo.parse(stream[offset + 4:offset + 4 + length])
+        body.total_samples = total_samples
+        new = container.StreamInfo.build(body)
+        stream = stream[:offset + 4] + new + stream[offset + 4 + length:]
+    head = _chunk._FIXED.pack(b"VAEZ", 1, dtype.str.encode(), int(fortran), len(shape),
+                              len(lengths))
+    head += struct.pack(f"<{len(shape)}Q", *shape)
+    head += struct.pack(f"<{len(lengths)}I", *lengths)
+    head += struct.pack("<I", zlib.crc32(head))
+    return head + stream
+
+
+def test_hostile_shapes_are_refused_before_allocating():
+    x = np.zeros((5000, 2), np.int16)  # two constant frames: a few dozen bytes
+    encoded = Vae(**FAST).encode(x)
+    assert np.array_equal(Vae().decode(_rewrite_header(encoded, (5000, 2))), x)
+    with pytest.raises(vaelac.FormatError, match="streams for"):
+        Vae().decode(_rewrite_header(encoded, (5000, 2**40)))
+    with pytest.raises(vaelac.FormatError, match="header says"):
+        Vae().decode(_rewrite_header(encoded, (2**40, 2)))
+    # a stream whose STREAMINFO agrees with the hostile head: too short for its frames
+    with pytest.raises(vaelac.TruncatedError, match="cannot hold"):
+        Vae().decode(_rewrite_header(encoded, (2**40, 2), total_samples=2**40))
