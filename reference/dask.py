@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+import dask
 import dask.array as da
 from dask.base import tokenize
 
@@ -32,6 +33,7 @@ from vaelac.spec.errors import EncodeError, VaeError
 __all__ = ["from_vae", "to_vae"]
 
 _CHUNK_BYTES = 32 << 20  # decoded bytes per chunk when chunk_frames is not given
+_BATCH_BYTES = 64 << 20  # to_vae computes this many bytes of blocks at once (at least one)
 
 
 def _decode_span(fileobj, start: int, stop: int) -> np.ndarray:
@@ -201,12 +203,12 @@ def from_vae(path_or_paths, chunk_frames: int | None = None, *, dtype=None,
                            f"{files[0].source.name} {first.channels}: they cannot be stacked")
     out_dtype = np.result_type(*(f.dtype for f in files))
     arrays = []
+    if chunk_frames is not None and chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be at least 1, not {chunk_frames}")
     for f in files:
         info = f.info
         frames = chunk_frames or max(1, _CHUNK_BYTES // max(1, info.frame_length * info.channels
                                                           * f.dtype.itemsize))
-        if frames < 1:
-            raise ValueError(f"chunk_frames must be at least 1, not {chunk_frames}")
         step = frames * info.frame_length
         total = info.total_samples
         rows = tuple(min(step, total - s) for s in range(0, total, step)) or (0,)
@@ -230,9 +232,10 @@ def to_vae(array, path, rate: int, *, level: int = DEFAULT_LEVEL, bits: int | No
     """Encode a dask (or numpy) array of integer PCM, shape (samples,) or (samples, channels),
     to one `.vae` stream at ``path`` (a path or fsspec URL).
 
-    The blocks along time are computed one at a time, in order (a block holds all channels:
-    the array is rechunked to one chunk across channels), and fed to the encoder, so memory
-    holds one block and the encoder's current frames, whatever the array's length. ``bits``
+    The blocks along time are computed in order, a few at a time (together at most 64 MB, or
+    one block; a block holds all channels: the array is rechunked to one chunk across
+    channels), and fed to the encoder, so memory holds those blocks and the encoder's current
+    frames, whatever the array's length. ``bits``
     defaults to the dtype's width; unsigned dtypes need it. A local path is written atomically.
     """
     arr = array if isinstance(array, da.Array) else da.from_array(np.asarray(array))
@@ -255,8 +258,12 @@ def to_vae(array, path, rate: int, *, level: int = DEFAULT_LEVEL, bits: int | No
     def run(f) -> None:
         enc = StreamEncoder(f, rate, int(arr.shape[1]), bits, level=level, total_samples=total,
                             tags=tags, model=model)
-        for i in range(arr.numblocks[0]):
-            enc.write(np.asarray(arr.blocks[i].compute()))
+        blocks = arr.numblocks[0]
+        block_bytes = max(arr.chunks[0], default=0) * arr.shape[1] * arr.dtype.itemsize
+        batch = max(1, _BATCH_BYTES // max(1, block_bytes))
+        for i in range(0, blocks, batch):
+            for part in dask.compute(*(arr.blocks[j] for j in range(i, min(blocks, i + batch)))):
+                enc.write(np.asarray(part))
         enc.close()
 
     target = os.fspath(path)

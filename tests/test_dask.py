@@ -120,6 +120,8 @@ def test_mono_float_and_dtype_options(tmp_path):
     assert vd.from_vae(str(path), dtype="int32").compute().dtype == np.int32
     with pytest.raises(vaelac.EncodeError):
         vd.from_vae(str(path), dtype="int8")
+    with pytest.raises(ValueError, match="chunk_frames"):
+        vd.from_vae(str(path), chunk_frames=0)
 
 
 def test_damaged_frame_raises_on_compute(tmp_path, long_file):
@@ -156,7 +158,8 @@ def test_unknown_length_and_mismatched_files_are_refused(tmp_path, long_file):
         vd.from_vae([str(path), str(mono)])
 
 
-def test_to_vae_writes_blocks_once_in_order(tmp_path):
+def test_to_vae_writes_blocks_once_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(vd, "_BATCH_BYTES", 1)  # one block at a time: the order is visible
     x = _signal(50_000, channels=3)
     order = []
 
@@ -175,6 +178,12 @@ def test_to_vae_writes_blocks_once_in_order(tmp_path):
     firsts = [order.index(i) for i in range(blocks)]
     assert firsts == sorted(firsts)  # in time order
     assert vaelac.info(str(out)).pcm_md5 is not None
+    monkeypatch.setattr(vd, "_BATCH_BYTES", 3 * 7_777 * 3 * 2)  # three blocks a batch
+    order.clear()
+    vd.to_vae(arr, str(out), 8000, level=0)
+    np.testing.assert_array_equal(vaelac.read(str(out))[0], x)
+    assert sorted(order) == sorted(list(range(blocks)) * 2)
+    assert max(order[:6]) <= 2  # the first batch holds blocks 0-2 only
 
 
 def test_to_vae_round_trips_through_fsspec(tmp_path, long_file):
