@@ -316,3 +316,16 @@ def test_hostile_shapes_are_refused_before_allocating():
     # a stream whose STREAMINFO agrees with the hostile head: too short for its frames
     with pytest.raises(vaelac.TruncatedError, match="cannot hold"):
         Vae().decode(_rewrite_header(encoded, (2**40, 2), total_samples=2**40))
+
+
+def test_chunk_streams_carry_no_seektable():
+    import io
+    x = np.cumsum(np.random.default_rng(7).integers(-9, 9, (70_000, 2)), axis=0).astype(np.int16)
+    for codec in (Vae(**FAST), Vae(level=5)):
+        encoded = codec.encode(x)
+        start = _chunk.parse_header(encoded)[4]
+        info = vaelac.StreamDecoder(io.BytesIO(encoded[start:])).info
+        assert [b[0] for b in info.blocks][0] == "STREAMINFO"
+        assert "SEEKTABLE" not in [b[0] for b in info.blocks]
+        assert info.pcm_md5 is not None
+        np.testing.assert_array_equal(codec.decode(encoded), x)
