@@ -12,6 +12,7 @@ import argparse
 import filecmp
 import io
 import json
+import shutil
 import sys
 import tempfile
 import zlib
@@ -22,6 +23,7 @@ import numpy as np
 from ._kit import crc8, pcm_md5, signal
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
+LEGACY = "legacy-1.4"
 
 
 class _Pipe(io.RawIOBase):
@@ -43,7 +45,7 @@ class _Pipe(io.RawIOBase):
 
 def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None,
             streaming=False, model=None, embed_model=None, lossy=None, cascade=True,
-            mix=True, ols=False, require=None):
+            mix=True, ols=False, require=None, channel_mask=0):
     from dataclasses import replace
 
     from vaelac.encoder import LEVELS, StreamEncoder
@@ -66,7 +68,7 @@ def _encode(pcm, rate, bits, *, frame_length=None, level=4, tags=None, mode=None
         enc = StreamEncoder(sink, rate, pcm.shape[1], bits, level=key, tags=tags,
                             total_samples=None if streaming else len(pcm),
                             frame_length=frame_length, model=model, embed_model=embed_model,
-                            lossy=lossy)
+                            lossy=lossy, channel_mask=channel_mask)
         enc.write(pcm)
         enc.close()
         stream = bytes(sink.buf) if streaming else sink.getvalue()
@@ -156,6 +158,7 @@ def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: 
     import random
 
     from vaelac import IntegrityError, decode
+    from vaelac.stream_head import reseal
 
     rng = random.Random(seed)
     before, _, _ = _first_frame(_encode(np.zeros((frames * count, channels), np.int64), 44100,
@@ -163,6 +166,7 @@ def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: 
     single = bytearray(before)
     single[26:34] = count.to_bytes(8, "big")  # total_samples: one frame
     single[38:54] = bytes(16)  # pcm_md5 not computed
+    single = reseal(bytes(single))  # METADATA_CRC over the edited STREAMINFO (§4.7)
     chosen, blocks = [], []
     while len(chosen) < frames:
         mode = rng.randrange(0, 4) if channels >= 2 else 0
@@ -170,7 +174,8 @@ def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: 
         payload = b"".join(random_subframe(rng, count, bits + (c == side), kinds, model)
                            for c in range(channels))
         try:
-            pcm, _ = decode(bytes(single) + _frame(0, count, mode, payload))
+            pcm, _ = decode(single + _frame(0, count, mode, payload),
+                            always_2d=True)
         except IntegrityError:
             continue
         chosen.append(_frame(len(chosen), count, mode, payload))
@@ -178,7 +183,7 @@ def _random_parameters(seed: int, channels: int, bits: int, frames: int, count: 
     pcm = np.concatenate(blocks)
     head = bytearray(before)
     head[38:54] = bytes.fromhex(pcm_md5(pcm, bits))
-    return bytes(head) + b"".join(chosen), pcm
+    return reseal(bytes(head)) + b"".join(chosen), pcm
 
 
 def _require_subframe(stream: bytes, kind: int) -> None:
@@ -206,14 +211,17 @@ def _blocks(stream: bytes):
 
 
 def _join(head, blocks, frames):
+    """A stream of these blocks (the last one's is_last set) and frames, its METADATA_CRC (if
+    one is among the blocks) made anew (§4.7)."""
     from vaelac.spec import container as g
+    from vaelac.stream_head import reseal
 
     out = [head]
     for i, (kind, body) in enumerate(blocks):
         out.append(g.BlockHeader.build(dict(is_last=int(i == len(blocks) - 1), block_type=kind,
                                             length=len(body))))
         out.append(body)
-    return b"".join(out) + frames
+    return reseal(b"".join(out)) + frames
 
 
 def _first_frame(stream):
@@ -254,7 +262,12 @@ def build_vectors():
             entry["needs_model"] = _model_entry(model)
         return category, name, stream, entry
 
-    def bad(name, what, section, stream, error):
+    def bad(name, what, section, stream, error, reseal=True):
+        """A faulty vector: with ``reseal`` its METADATA_CRC made good again after the edit
+        (§4.7), so that the defect named is the only one a decoder can find."""
+        from vaelac.stream_head import reseal as resealed
+
+        stream = resealed(stream) if reseal else stream
         return "faulty", name, stream, dict(category="faulty", exercises=what, section=section,
                                              expect="reject", error=error)
 
@@ -369,14 +382,16 @@ def build_vectors():
     yield cat, name, stream, entry
     # -- faulty: MUST be rejected ---------------------------------------------------------------------
     base = _encode(signal("walk", 2048, 2, 16, 7), 44100, 16, frame_length=512)
-    yield bad("bad_signature", "signature replaced", "§3.1", b"RIFF" + base[4:], "NotVaeError")
+    yield bad("bad_signature", "signature replaced", "§3.1", b"RIFF" + base[4:], "NotVaeError",
+              reseal=False)
     yield bad("crlf_damage", "CR LF converted to LF", "§3.1", base.replace(b"\r\n", b"\n", 1),
-              "NotVaeError")
+              "NotVaeError", reseal=False)
     yield bad("version_2", "major version 2", "§3.2", base[:8] + b"\x02" + base[9:],
               "UnsupportedError")
-    yield bad("truncated_header", "ends inside STREAMINFO", "§4.2", base[:30], "TruncatedError")
+    yield bad("truncated_header", "ends inside STREAMINFO", "§4.2", base[:30], "TruncatedError",
+              reseal=False)
     yield bad("truncated_frame", "ends inside the last frame", "§5.2", base[:-7],
-              "TruncatedError")
+              "TruncatedError", reseal=False)
     yield bad("missing_frame", "ends after a frame, before total_samples", "§5.2",
               _first_frame(base)[0] + _first_frame(base)[1], "TruncatedError")
     flipped = bytearray(base)
@@ -482,6 +497,118 @@ def build_vectors():
                 + g.BlockHeader.build(dict(is_last=1, block_type=1, length=2**24 - 1)) + bytes(100))
     yield bad("block_length_past_end", "a PADDING block of length 2^24-1 in a 154-byte file",
               "§4.1 §10", past_end, "TruncatedError")
+    yield from _protection_vectors(ok, bad, base, seed)
+    yield from _metadata_content_vectors(ok, bad, base, seed)
+    yield from _coded_data_vectors(bad, base, twice_in_payload, silent)
+
+
+def _protection_vectors(ok, bad, base, seed):
+    """Version 1.5's checks: METADATA_CRC (§4.7) and the LAST frame (§5.2)."""
+    from vaelac.spec import container as g
+
+    flipped = bytearray(base)
+    flipped[14] ^= 0x01  # STREAMINFO's sample_rate: what 1.4 decoded at the wrong speed
+    yield bad("metadata_crc", "one bit of STREAMINFO's sample_rate flipped (METADATA_CRC "
+              "mismatch)", "§4.7", bytes(flipped), "IntegrityError", reseal=False)
+    minor = bytearray(base)
+    minor[9] ^= 0x01  # 1.5 -> 1.4: the check must not switch itself off
+    yield bad("metadata_crc_version_minor", "version_minor 5 flipped to 4, METADATA_CRC kept",
+              "§3.2 §4.7", bytes(minor), "IntegrityError", reseal=False)
+    head, blocks, frames = _blocks(base)
+    assert blocks[-1][0] == 6
+    yield bad("metadata_crc_missing", "a 1.5 stream whose metadata ends without METADATA_CRC",
+              "§4.1 §4.7", _join(head, blocks[:-1], frames), "IntegrityError")
+    yield bad("metadata_crc_not_last", "METADATA_CRC followed by a PADDING block", "§4.1 §4.7",
+              _join(head, blocks + [(1, bytes(8))], frames), "FormatError")
+    yield bad("metadata_crc_length", "an 8-byte METADATA_CRC", "§4.1 §4.7",
+              _join(head, blocks[:-1] + [(6, bytes(8))], frames), "FormatError", reseal=False)
+    yield bad("last_in_known_length", "the LAST flag on a frame of a stream of known length",
+              "§5.2", _edit_frame(base, lambda f: f[:8] + bytes([f[8] | 0x80]) + f[9:]),
+              "FormatError")
+    streamed = _encode(signal("walk", 1500, 2, 16, next(seed)), 44100, 16, frame_length=512,
+                       streaming=True)
+    before, first, rest = _first_frame(streamed)
+    assert rest and not first[8] & 0x80 and rest[-4 - 14 - 1] is not None
+    yield bad("data_after_last", "frames after a LAST frame (unknown length)", "§5.2",
+              _edit_frame(streamed, lambda f: f[:8] + bytes([f[8] | 0x80]) + f[9:]),
+              "FormatError")
+    yield bad("unknown_length_without_last", "a 1.5 stream of unknown length that ends after a "
+              "frame without LAST", "§5.2", before + first, "TruncatedError", reseal=False)
+    yield bad("unknown_length_no_frames", "a 1.5 stream of unknown length with no frame",
+              "§5.2", before, "TruncatedError", reseal=False)
+    category, name, stream, entry = ok(
+        "uncommon", "version_minor_9", "version_minor 9: a later minor version's stream that "
+        "uses nothing new", "§3.2", signal("walk", 800, 1, 16, next(seed)), 44100, 16)
+    stream = stream[:9] + b"\x09" + stream[10:]
+    from vaelac.stream_head import reseal
+    yield category, name, reseal(stream), entry
+
+
+def _metadata_content_vectors(ok, bad, base, seed):
+    """STREAMINFO, TAGS, SEEKTABLE and MODEL_REF contents out of range, behind a good
+    METADATA_CRC (§4.2-§4.6), and a channel mask (§4.2)."""
+    from vaelac.spec import container as g
+
+    yield ok("subset", "channel_mask_5_1", "6 channels with channel_mask 0x3F (FL FR FC LFE BL "
+             "BR), carried into the WAV", "§4.2", signal("sine", 600, 6, 16, next(seed)), 48000,
+             16, frame_length=256, channel_mask=0x3F)
+    for name, at, value, what in (("streaminfo_rate_0", 14, b"\0\0\0\0", "sample_rate 0"),
+                                  ("streaminfo_channels_0", 18, b"\0", "channels 0"),
+                                  ("streaminfo_bits_33", 19, b"\x21", "bits_per_sample 33"),
+                                  ("streaminfo_frame_length_0", 22, b"\0\0\0\0",
+                                   "frame_length 0")):
+        yield bad(name, f"STREAMINFO {what}, METADATA_CRC good", "§4.2",
+                  base[:at] + value + base[at + len(value):], "FormatError")
+    head, blocks, frames = _blocks(base)
+    vendor = b"vaelac"
+    comment = b"TITLE=x"
+    tags = len(vendor).to_bytes(4, "big") + vendor + (5).to_bytes(4, "big") \
+        + len(comment).to_bytes(4, "big") + comment
+    yield bad("tags_count", "TAGS count 5 with one comment in the block", "§4.5",
+              _join(head, blocks[:1] + [(3, tags)] + blocks[1:], frames), "FormatError")
+    tags = len(vendor).to_bytes(4, "big") + vendor + (1).to_bytes(4, "big") \
+        + (200).to_bytes(4, "big") + comment
+    yield bad("tags_comment_length", "a TAGS comment of length 200 in a 27-byte block", "§4.5",
+              _join(head, blocks[:1] + [(3, tags)] + blocks[1:], frames), "FormatError")
+    table = (2).to_bytes(4, "big") + bytes(16)
+    yield bad("seektable_count", "SEEKTABLE count 2 with one seek point", "§4.4",
+              _join(head, blocks[:1] + [(2, table)] + [b for b in blocks[1:] if b[0] != 2],
+                    frames), "FormatError")
+    ref = g.ModelRef.build(dict(sha256=bytes(32), name="x" * 255)) + bytes(12)
+    yield bad("model_ref_length", "a MODEL_REF of 300 bytes (at most 288)", "§4.1 §4.6",
+              _join(head, blocks[:1] + [(4, ref)] + blocks[1:], frames), "FormatError")
+
+
+def _coded_data_vectors(bad, base, twice_in_payload, silent):
+    """Faults inside a subframe's coded data (§7.2, §7.5) and a VERBATIM length (§5.4)."""
+    from vaelac import _pykernels
+    from vaelac.spec import container as g
+
+    predicted = dict(order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0")
+
+    def with_data(data):
+        sub = g.Subframe.build(dict(subframe_type=2, wasted_bits=0, body=dict(
+            **predicted, data_length=len(data), data=data)))
+        return _edit_frame(base, lambda f: _with_payload(f, sub + sub))
+
+    yield bad("rc_leftover_bytes", "a PREDICTED subframe's coded data with a byte left over",
+              "§7.5", with_data(silent + b"\0"), "FormatError")
+    yield bad("rc_first_byte", "coded data whose first byte is not 0", "§7.2",
+              with_data(b"\x01" + silent[1:]), "FormatError")
+    limit = _pykernels.MAX_RESIDUAL_BITLEN
+    _pykernels.MAX_RESIDUAL_BITLEN = 63  # an encoder that codes what a decoder must refuse
+    try:
+        beyond = _pykernels.rc_encode(np.array([2**57] + [0] * 511, np.int64), 0)
+    finally:
+        _pykernels.MAX_RESIDUAL_BITLEN = limit
+    yield bad("rc_bitlen_58", "a residual whose coded bit length is 58 (at most 56)", "§7.4",
+              with_data(beyond), "FormatError")
+    data = bytes(512 * 16 // 8 + 1)
+    verbatim = g.Subframe.build(dict(subframe_type=1, wasted_bits=0, body=dict(
+        data_length=len(data), data=data)))
+    yield bad("verbatim_data_length", "VERBATIM data_length one more than 512 16-bit values take",
+              "§5.4", _edit_frame(base, lambda f: _with_payload(f, verbatim + verbatim)),
+              "FormatError")
 
 
 def _model_entry(model) -> dict:
@@ -526,6 +653,16 @@ def _model_vectors(ok, bad, seed):
     wrong[ref_at] ^= 0xFF  # MODEL_REF now names another hash; MODEL_DATA no longer matches
     yield bad("model_hash_mismatch", "MODEL_DATA whose SHA-256 is not MODEL_REF's", "§8.1",
               bytes(wrong), "ModelError")
+    import hashlib
+
+    from vaelac.spec import container as g
+
+    junk = b"VAEMODEL" + bytes(120)  # format_version 0: not a valid model file
+    head, blocks, frames = _blocks(stream)
+    ref = g.ModelRef.build(dict(sha256=hashlib.sha256(junk).digest(), name="junk"))
+    swapped = [(kind, ref if kind == 4 else junk if kind == 5 else body) for kind, body in blocks]
+    yield bad("model_invalid_hash_matches", "MODEL_DATA that is not a valid model file, its "
+              "SHA-256 named by MODEL_REF", "§8.1", _join(head, swapped, frames), "ModelError")
     lossy = default_model(ModelKind.LOSSY)
     if lossy is not None:
         short, _ = _demo(0.5, start=1.0)
@@ -546,12 +683,21 @@ def write_vectors(out: Path) -> dict:
     from vaelac.spec.constants import VERSION_MAJOR, VERSION_MINOR
 
     manifest = {"format_version": f"{VERSION_MAJOR}.{VERSION_MINOR}", "vectors": {}}
-    for category in ("subset", "uncommon", "faulty"):
+    for category in ("subset", "uncommon", "faulty", LEGACY):
         (out / category).mkdir(parents=True, exist_ok=True)
     for category, name, stream, entry in build_vectors():
         path = f"{category}/{name}.vae"
         (out / path).write_bytes(stream)
         manifest["vectors"][path] = entry
+    # streams of format 1.4, which today's encoder cannot write: kept as they were made, with
+    # their own manifest, so that every 1.5 decoder is held to decoding them (§3.2)
+    legacy = json.loads((VECTORS / LEGACY / "manifest.json").read_text())
+    for path, entry in legacy.items():
+        if out != VECTORS:
+            shutil.copyfile(VECTORS / path, out / path)
+        manifest["vectors"][path] = entry
+    if out != VECTORS:
+        shutil.copyfile(VECTORS / LEGACY / "manifest.json", out / LEGACY / "manifest.json")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return manifest
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaelac.spec.errors import MissingDependencyError
 from ._kit import pcm_md5, read_wav, signal, write_wav
 from .generate import VECTORS
 
@@ -262,11 +263,13 @@ def _property_case(check, failure: dict, group: str, passed_name, failed_name: s
                      time.monotonic() - start, failure.get("reproduce", ""))]
 
 
-DAMAGES = ("truncated", "bit flip in a frame", "bit flip in the signature", "bytes appended")
+DAMAGES = ("truncated", "bit flip in a frame", "bit flip in the signature",
+           "bit flip in the metadata", "bytes appended")
 
 
 def _damage(stream: bytes, first_frame: int, damage: str, where: int) -> tuple[str, bytes]:
-    """One defect that §3.1, §5.2 or the CRCs of §5.5 make fatal, described for the report.
+    """One defect that §3.1, §5.2, METADATA_CRC (§4.7) or the CRCs of §5.5 make fatal,
+    described for the report.
     ``stream`` is a complete stream that declares its length (``total_samples``)."""
     if damage == "bit flip in a frame" and first_frame >= len(stream):
         damage = "truncated"  # a stream without frames: nothing to flip there
@@ -278,6 +281,8 @@ def _damage(stream: bytes, first_frame: int, damage: str, where: int) -> tuple[s
         return f"{len(extra)} bytes after the last frame", stream + extra.tobytes()
     if damage == "bit flip in the signature":
         pos = where % 8
+    elif damage == "bit flip in the metadata":  # version, blocks and METADATA_CRC (§4.7)
+        pos = 8 + where % (first_frame - 8)
     else:
         pos = first_frame + where % (len(stream) - first_frame)
     bit = (where >> 20) % 8
@@ -337,11 +342,25 @@ def _faulty_cases(decoder, work: Path, examples: int, seed: int, timeout: float)
                           f"damaged streams rejected (seed {seed})")
 
 
+def _require_hypothesis() -> None:
+    """The property tests (round trips, damaged streams) need hypothesis, an extra: say so
+    before any case runs, rather than after the vectors with a traceback."""
+    import importlib.util
+
+    if importlib.util.find_spec("hypothesis") is None:
+        raise MissingDependencyError(
+            "the conformance kit needs hypothesis for its round-trip and damaged-stream tests; "
+            'install vaelac\'s [test] extra: python -m pip install ".[test]" in a clone of the '
+            "vaelac repository (or python -m pip install hypothesis)")
+
+
 def run(decoder=None, encoder=None, *, quick: bool = False,
         seed: int | None = None, out_dir: str | Path | None = None, corpus: str | Path | None = None,
         timeout: float = 120.0, log=None) -> Report:
     """Run the suite. ``decoder``/``encoder`` are command templates with {in} and {out}, or
     Python callables ``f(src_path, dst_path)`` that raise on failure."""
+    if decoder or encoder:
+        _require_hypothesis()
     seed = int(seed if seed is not None else time.time()) % 2**31
     report = Report(seed=seed)
     corpus_files = sorted(Path(corpus).glob("*.wav")) if corpus else []
@@ -406,6 +425,11 @@ def main(argv=None) -> int:
         args.decoder, args.encoder = REFERENCE_DECODER, REFERENCE_ENCODER
     if not (args.decoder or args.encoder):
         p.error("give --decoder and/or --encoder (or --reference)")
+    try:
+        _require_hypothesis()
+    except MissingDependencyError as exc:
+        print(f"vaelac-conformance: {exc}", file=sys.stderr)
+        return 2
     seed = args.seed if args.seed is not None else int(time.time()) % 2**31
     print(f"vaelac-conformance: seed {seed} (replay with --seed {seed})")
     report = run(args.decoder, args.encoder, quick=args.quick, seed=seed, out_dir=args.out_dir,

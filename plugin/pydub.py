@@ -16,12 +16,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .._atomic import atomic_output
+from .._atomic import atomic_output, writes_through
 from ..api import _decoded, _opened, _span
 from ..decoder import StreamDecoder
 from ..encoder import DEFAULT_LEVEL, LEVELS, StreamEncoder
 from ..spec.constants import SIGNATURE
-from ..spec.errors import EncodeError
+from ..spec.errors import EncodeError, MissingDependencyError
 
 __all__ = ["register", "unregister", "is_registered", "export", "from_vae", "tags_of",
            "mediainfo", "segment_to_pcm", "pcm_to_segment"]
@@ -34,7 +34,12 @@ _originals: dict[str, Any] = {}
 def _pydub():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # audioop's DeprecationWarning, missing-ffmpeg warning
-        import pydub
+        try:
+            import pydub
+        except ImportError as exc:  # pydub absent, or (Python 3.13+) its audioop absent
+            raise MissingDependencyError(
+                f"the pydub adapter needs pydub ({exc}); install vaelac's [pydub] extra: "
+                'python -m pip install ".[pydub]" in a clone of the vaelac repository') from exc
 
     return pydub
 
@@ -82,6 +87,8 @@ _NOT_HERE = {
     "--lossy": "--lossy is not offered by the pydub adapter, which writes lossless streams "
                "only (a lossy stream would not decode to the segment exported); use "
                "'vaelac encode --lossy' for the paper's lossy codec",
+    "--lossy-model": "--lossy-model is not offered by the pydub adapter, which writes lossless "
+                     "streams only; use 'vaelac encode --lossy-model MODEL' for the lossy codec",
     "--adapt": "--adapt is not offered by the pydub adapter; use 'vaelac encode --adapt', or "
                "train a model and give it with ['--model', PATH]",
 }
@@ -146,11 +153,19 @@ def export(seg, out_f=None, *, level: int = DEFAULT_LEVEL, model: Any = "default
     The stream is always lossless; ``--lossy`` and ``--adapt`` are refused with an error.
 
     Returns the file handle rewound to 0, as pydub's ``export`` does. A path is written
-    atomically: a failure leaves no partial file.
+    atomically: a failure leaves no partial file. A path naming a character device or a FIFO
+    (``/dev/null``, a named pipe) is written as it goes, and the handle it was written through
+    is returned; a symbolic link's target is replaced, not the link.
     """
     level, model = _options_from(parameters, level, model)
     if out_f is None:
         out_f = tempfile.TemporaryFile(mode="w+b")
+    if isinstance(out_f, (str, os.PathLike)) and os.fspath(out_f) != "-" \
+            and writes_through(out_f):
+        handle = open(out_f, "wb")  # nothing to read back or rewind: not a regular file
+        _write_stream(seg, handle, level, tags, model)
+        handle.flush()
+        return handle
     if isinstance(out_f, (str, os.PathLike)):
         with atomic_output(out_f) as f:
             _write_stream(seg, f, level, tags, model)

@@ -17,7 +17,8 @@ __version__ = "0.7.0"
 _API = {name: "api" for name in ("read", "write", "info", "blocks", "encode", "decode")}
 _API.update({name: "spec.errors" for name in (
     "VaeError", "FormatError", "NotVaeError", "UnsupportedError", "TruncatedError",
-    "IntegrityError", "LimitError", "ModelError", "EncodeError", "WavError")})
+    "IntegrityError", "LimitError", "ModelError", "EncodeError", "WavError", "UsageError",
+    "MissingDependencyError")})
 _API.update(StreamEncoder="encoder", StreamDecoder="decoder", StreamInfo="decoder",
             OutputExistsError="_atomic", LEVELS="encoder", DEFAULT_LEVEL="encoder")
 

@@ -6,7 +6,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(VAELAC_PORTABLE_ONLY)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(VAELAC_PORTABLE_ONLY) && \
+    !defined(VAELAC_PLAIN_C)
 #include <immintrin.h>
 /* An AVX2 and an SSE2 build of the model loops, chosen at load time; compile with
  * -DVAELAC_PORTABLE_ONLY to build (and test) the portable C alone, as on other CPUs. */
@@ -27,7 +28,23 @@
 #define MAX_LPC_SHIFT 31 /* §5.4, as spec/constants.py */
 #define MAX_COEF_BITS 16 /* §5.4, as spec/constants.py */
 
+/* GCC and Clang spellings, with MSVC's (the Windows wheels) and plain-C ones: nothing below
+ * needs a GNU extension to build; the x86 paths above are GNU-only and optional.
+ * -DVAELAC_PLAIN_C builds with GCC as a compiler without GNU extensions would (for tests). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#define ALWAYS_INLINE __forceinline
+#define RESTRICT __restrict
+#define FLATTEN
+#elif defined(__GNUC__) && !defined(VAELAC_PLAIN_C)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#define RESTRICT restrict
+#define FLATTEN __attribute__((flatten))
+#else
+#define ALWAYS_INLINE inline
+#define RESTRICT restrict
+#define FLATTEN
+#endif
 
 /* -------------------------------------------------------------- buffers -- */
 
@@ -239,7 +256,22 @@ static Model INITIAL_MODEL;
 
 static void model_init(Model *m) { memcpy(m, &INITIAL_MODEL, sizeof *m); }
 
+/* The bit length of x (0 for 0). */
+#if defined(__GNUC__) && !defined(VAELAC_PLAIN_C)
 static inline int bitlen64(uint64_t x) { return x ? 64 - __builtin_clzll(x) : 0; }
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_ARM64))
+static inline int bitlen64(uint64_t x) {
+    unsigned long top;
+    return _BitScanReverse64(&top, x) ? (int)top + 1 : 0;
+}
+#else
+static inline int bitlen64(uint64_t x) {
+    int n = 0;
+    for (int step = 32; step; step >>= 1)
+        if (x >> step) { x >>= step; n += step; }
+    return n + (int)x;
+}
+#endif
 
 static inline int context_of(uint64_t stat) {
     int c = bitlen64(stat);
@@ -356,7 +388,7 @@ static void release_latents(Latents *lat) {
 /* floor-ish 65536 * log2(x) for x >= 1 by repeated squaring: integer arithmetic, so that the
  * encoder's choices between candidates are the same on every machine and in _pykernels. */
 static uint32_t log2_q16(uint32_t x) {
-    const int whole = 31 - __builtin_clz(x);
+    const int whole = bitlen64(x) - 1;
     uint64_t y = ((uint64_t)x << 30) >> whole; /* x / 2**whole in [1, 2), 30 fraction bits */
     uint32_t fraction = 0;
     for (int b = 15; b >= 0; b--) {
@@ -1075,7 +1107,8 @@ static PyObject *model_loops(PyObject *self, PyObject *args) {
 }
 
 /* The autocorrelation loop is compiled twice on x86-64 Linux (AVX2 and baseline) by GCC. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(VAELAC_PLAIN_C)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define VECTOR_CLONES
@@ -1475,9 +1508,9 @@ typedef struct {
 
 /* sum over j of w[j] * h[j], exact in 64 bits: |hi * h| and the sums of lo * h over 256 taps
  * stay within int32, |w * h| < 2**41 and the total within 2**51. */
-static ALWAYS_INLINE int64_t stage_sum_portable(const int16_t *restrict hi,
-                                                const int16_t *restrict lo,
-                                                const int16_t *restrict h, int taps) {
+static ALWAYS_INLINE int64_t stage_sum_portable(const int16_t *RESTRICT hi,
+                                                const int16_t *RESTRICT lo,
+                                                const int16_t *RESTRICT h, int taps) {
     int64_t high = 0, low = 0;
     for (int j = 0; j < taps; j++) {
         high += (int32_t)hi[j] * h[j];
@@ -1553,8 +1586,8 @@ static inline int64_t stage_sum_avx2(const int16_t *hi, const int16_t *lo, const
     }
 
 /* SIGN: w[j] += step * sign(error) * sign(h[j]); delta = step * sign(error), 0 for none. */
-static ALWAYS_INLINE void stage_adapt(int16_t *restrict hi, int16_t *restrict lo,
-                                      const int16_t *restrict h, int taps, int16_t delta) {
+static ALWAYS_INLINE void stage_adapt(int16_t *RESTRICT hi, int16_t *RESTRICT lo,
+                                      const int16_t *RESTRICT h, int taps, int16_t delta) {
     ADD_TO_WEIGHTS(hi, lo, taps, delta * ((h[j] > 0) - (h[j] < 0)))
 }
 
@@ -1563,9 +1596,9 @@ static ALWAYS_INLINE void stage_adapt(int16_t *restrict hi, int16_t *restrict lo
  * update, then stage_sum_portable, in one pass. Branch-free in the sign (-1, 0 or 1), which is
  * as good as random: a branch cost a misprediction a stage a sample. (d ^ m) - m negates d
  * where m is all ones. */
-static ALWAYS_INLINE int64_t stage_fused_portable(int16_t *restrict hi, int16_t *restrict lo,
-                                                  const int16_t *restrict d,
-                                                  const int16_t *restrict h, int taps,
+static ALWAYS_INLINE int64_t stage_fused_portable(int16_t *RESTRICT hi, int16_t *RESTRICT lo,
+                                                  const int16_t *RESTRICT d,
+                                                  const int16_t *RESTRICT h, int taps,
                                                   int32_t sign) {
     const int16_t m = (int16_t)-(sign < 0), keep = (int16_t)-(sign != 0);
     int64_t high = 0, low = 0;
@@ -1841,7 +1874,7 @@ typedef void CascadeRun(int64_t *, const int32_t *, const int32_t *, Py_ssize_t,
  * them into cascade_body, and decoding CASCADE subframes got 8-12 % slower; flatten inlines
  * them as before. */
 
-__attribute__((flatten))
+FLATTEN
 static void cascade_run_portable(int64_t *buf, const int32_t *cross_clamped,
                                  const int32_t *cross_sign, Py_ssize_t n, int cross_taps,
                                  int cross_shift, int cross_step, CascadeStage *st, int stages,

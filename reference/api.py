@@ -12,7 +12,7 @@ import numpy as np
 from ._atomic import atomic_output
 from .decoder import StreamDecoder, StreamInfo
 from .encoder import DEFAULT_LEVEL, StreamEncoder
-from .spec.errors import EncodeError
+from .spec.errors import EncodeError, UsageError
 
 __all__ = ["read", "write", "info", "blocks", "encode", "decode"]
 
@@ -37,15 +37,31 @@ class _opened:
             self.f.close()
 
 
-def _convert(pcm: np.ndarray, bits: int, dtype: str, always_2d: bool) -> np.ndarray:
-    if dtype in ("float32", "float64"):
-        pcm = pcm.astype(dtype) / dtype_scale(bits)
-    elif dtype != "int32":
+def _output_dtype(dtype, bits: int) -> np.dtype:
+    """The numpy dtype ``read``/``decode`` may give ``bits``-bit samples in, or UsageError
+    listing those it may (as soundfile raises ValueError for a dtype it does not read into)."""
+    ints = [name for name in ("int8", "int16", "int32", "int64")
+            if 8 * np.dtype(name).itemsize >= bits]
+    try:
         kind = np.dtype(dtype)
-        if kind.kind != "i" or 8 * kind.itemsize < bits:  # never wrap a sample silently
-            raise EncodeError(f"dtype {dtype} cannot hold {bits}-bit signed samples: use int32 "
-                              "(the stored values) or float32/float64 (scaled to [-1, 1))")
-        pcm = pcm.astype(dtype)
+    except TypeError:
+        kind = None
+    if kind is not None and (kind.name in ("float32", "float64") or kind.name in ints):
+        return kind
+    shown = dtype if isinstance(dtype, str) else getattr(kind, "name", dtype)
+    why = ("is not a numpy dtype" if kind is None
+           else f"cannot hold this stream's {bits}-bit samples")
+    raise UsageError(f"dtype {shown!r} {why}: use "
+                     f"{', '.join(map(repr, ints))} (the stored values) or 'float32', "
+                     "'float64' (scaled to [-1, 1))")
+
+
+def _convert(pcm: np.ndarray, bits: int, dtype: str, always_2d: bool) -> np.ndarray:
+    kind = _output_dtype(dtype, bits)  # never wrap a sample silently
+    if kind.kind == "f":
+        pcm = pcm.astype(kind) / dtype_scale(bits)
+    elif kind != np.int32:
+        pcm = pcm.astype(kind)
     if not always_2d and pcm.shape[1] == 1:
         pcm = pcm[:, 0]
     return pcm
@@ -207,9 +223,11 @@ def encode(data: np.ndarray, samplerate: int, *, bits: int | None = None,
     return buf.getvalue()
 
 
-def decode(stream: bytes | FileLike, *, dtype: str = "int32", always_2d: bool = True
+def decode(stream: bytes | FileLike, *, dtype: str = "int32", always_2d: bool = False
            ) -> tuple[np.ndarray, StreamInfo]:
-    """Decode bytes (or a path/file) to (PCM of shape (frames, channels), StreamInfo)."""
+    """Decode bytes (or a path/file) to (PCM, StreamInfo). The PCM's shape is that of
+    :func:`read` (soundfile's rule): (frames, channels), or (frames,) for a mono stream
+    unless ``always_2d``."""
     if isinstance(stream, (bytes, bytearray, memoryview)):
         stream = io.BytesIO(bytes(stream))
     with _opened(stream) as f:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from typing import BinaryIO
 
-from ._atomic import atomic_output
+from ._atomic import atomic_output, check_output, writes_through
 from .spec.errors import VaeError
 
 __all__ = ["main"]
 
 _READ_BLOCK = 1 << 16
+_FORCE_HINT = "use -f to overwrite"
 
 
 class _Progress:
@@ -69,7 +71,7 @@ def _encode_one(src: str, dst: str, args) -> str:
         options = dict(level=args.level, total_samples=fmt.total_frames,
                        channel_mask=fmt.channel_mask, tags=_parse_tags(args.tag),
                        model=getattr(args, "model", "default"), lossy=getattr(args, "lossy", None))
-        with atomic_output(dst, overwrite=args.force) as out:
+        with atomic_output(dst, overwrite=args.force, hint=_FORCE_HINT) as out:
             if getattr(args, "adapt", False):
                 note = _encode_adapted(reader, out, options)
             else:
@@ -80,14 +82,34 @@ def _encode_one(src: str, dst: str, args) -> str:
                     progress.update(enc.samples_written)
                 enc.close()
             progress.close()
-            if args.verify and dst != "-":
+            if args.verify and writes_through(dst):
+                if not args.quiet:
+                    where = "standard output" if dst == "-" else f"{dst} (not a regular file)"
+                    print(f"vaelac: {src}: verify skipped: {where} cannot be read back",
+                          file=sys.stderr)
+            elif args.verify:
+                written = out.tell()
                 out.flush()
                 out.seek(0)
-                if options["lossy"]:
-                    _verify_lossy(out, src)
+                if options["lossy"] or src == "-":  # standard input cannot be read again:
+                    _verify_lossy(out, src)  # the decoded PCM must match the MD5 taken of it
                 else:
                     _verify(out, src)
+                note += f": Verify OK, wrote {written} bytes{_ratio(written, raw, fmt)}"
     return f"{src} -> {dst}{note}"
+
+
+def _ratio(written: int, raw: BinaryIO, fmt) -> str:
+    """``, ratio=0.327``: output bytes over the input's size, as flac reports it (the WAV file
+    when it is a file; read from a pipe, its PCM bytes)."""
+    try:
+        st = os.fstat(raw.fileno())
+        size = st.st_size if stat.S_ISREG(st.st_mode) else None
+    except (OSError, ValueError):
+        size = None
+    if size is None and fmt.total_frames is not None:
+        size = fmt.total_frames * fmt.channels * fmt.container // 8
+    return f", ratio={written / size:.3f}" if size else ""
 
 
 def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
@@ -134,12 +156,16 @@ def _encode_adapted(reader, out: BinaryIO, options: dict) -> str:
 
 
 def _verify_lossy(stream: BinaryIO, src: str) -> None:
-    """-V on a lossy stream: it must decode, with every CRC and its MD5 right."""
+    """-V on a lossy stream, or on one encoded from standard input: it must decode, with every
+    CRC and its MD5 (taken of the input as it was read) right."""
     from .decoder import StreamDecoder
+    from .spec.errors import IntegrityError
 
     dec = StreamDecoder(stream)
     while dec.read_frame_image() is not None:
         pass
+    if not dec.md5_checked:
+        raise IntegrityError("verify failed: the stream's PCM MD5 could not be checked")
 
 
 def _verify(stream: BinaryIO, src: str) -> None:
@@ -178,14 +204,14 @@ def _decode_one(src: str, dst: str | None, args) -> str:
             md5 = "MD5 checked" if dec.md5_checked and not dec.damage else "MD5 not checked"
             kind = "lossy" if info.lossy else "lossless"
             state = "DAMAGED" if dec.damage else "ok"
-            return f"{src}: {state} ({dec.samples_decoded} samples, {kind}, {md5})"
+            return f"{src}: {state} ({dec.samples_decoded} samples, {kind}, {md5}{_unprotected(info)})"
         from .wav import WavFormat, WavWriter
 
         fmt = WavFormat(sample_rate=info.sample_rate, channels=info.channels,
                         bits_per_sample=info.bits_per_sample,
                         container_bits=8 * ((info.bits_per_sample + 7) // 8),
                         channel_mask=info.channel_mask, total_frames=info.total_samples)
-        with atomic_output(dst, overwrite=args.force) as out:
+        with atomic_output(dst, overwrite=args.force, hint=_FORCE_HINT) as out:
             writer = WavWriter(out, fmt)
             if writer.takes_pcm_image:  # whole-byte samples: the decoder's image is the data
                 while (image := dec.read_frame_image()) is not None:
@@ -198,6 +224,8 @@ def _decode_one(src: str, dst: str | None, args) -> str:
             writer.close()
             progress.close()
     _report_damage(src, dec)
+    if info.lossy:  # §8.6: never shown as lossless
+        return f"{src} -> {dst} (LOSSY stream: the lossy codec's reconstruction, not the original)"
     return f"{src} -> {dst}"
 
 
@@ -226,7 +254,8 @@ def _info_one(src: str, args) -> str:
                  f"  total_samples    "
                  f"{'unknown' if info.total_samples is None else info.total_samples}",
                  f"  pcm_md5          {info.pcm_md5.hex() if info.pcm_md5 else 'unknown'}",
-                 f"  lossy            {'yes' if info.lossy else 'no'}"]
+                 f"  lossy            {'yes' if info.lossy else 'no'}",
+                 f"  metadata check   {'CRC-32 (METADATA_CRC)' if info.metadata_protected else _UNPROTECTED}"]
         for name, offset, length in info.blocks:
             lines.append(f"  block {name:<11} at byte {offset}, {length} bytes")
         for key, value in info.tags:
@@ -255,6 +284,14 @@ def _info_one(src: str, args) -> str:
         return "\n".join(lines)
 
 
+_UNPROTECTED = "none: metadata unprotected (a format before 1.5)"
+
+
+def _unprotected(info) -> str:
+    """What a summary line says of a stream whose metadata no CRC covers (§3.2)."""
+    return "" if info.metadata_protected else ", " + _UNPROTECTED.split(": ", 1)[1]
+
+
 def _names(counts: dict, enum_name: str) -> str:
     from .spec import constants
 
@@ -272,6 +309,11 @@ def _parse_tags(items: list[str] | None) -> list[tuple[str, str]]:
     return tags
 
 
+_LEVEL_HELP = ("effort 0..8, also written -0 ... -8 as flac's (default 5): 0-4 the fast LPC path, "
+               "5-8 adaptive filters and longer frames, 8 the smallest and slowest")
+_FORCE_HELP = "replace an existing output file (a device or FIFO is written to without it)"
+_PROGRESS_HELP = ("no output but errors; without it a one-line progress display runs on stderr "
+                  "when stderr is a terminal, and a summary line follows each file")
 _JOBS_HELP = "files to work on at once, in separate processes (0 = one per CPU)"
 _THREADS_HELP = ("threads decoding one file, frames ahead of the one written (default 0: one per "
                  "CPU, at most 4, shared among --jobs; 1 = one frame at a time)")
@@ -293,40 +335,78 @@ def _decode_threads(args) -> int:
     return max(1, min(4, (os.cpu_count() or 1) // jobs))
 
 
+class _Lossy(argparse.Action):
+    """``--lossy``: the shipped lossy model, unless --lossy-model named one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is None:
+            setattr(namespace, self.dest, "default")
+
+
+class _Parser(argparse.ArgumentParser):
+    """``encode --lossy`` takes no value, so that ``--lossy IN.wav`` keeps its input; the
+    spellings that gave it one, ``--lossy=MODEL`` and ``--lossy MODEL.vaem``, still work
+    (read as ``--lossy-model MODEL``)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["encode"]:
+            args = _lossy_model_spelled(args)
+        return super().parse_known_args(args, namespace)
+
+
+def _lossy_model_spelled(args: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:]
+        if arg.startswith("--lossy="):
+            arg = "--lossy-model=" + arg[len("--lossy="):]
+        elif arg == "--lossy" and i + 1 < len(args) and args[i + 1].endswith(".vaem"):
+            arg, i = "--lossy-model=" + args[i + 1], i + 1
+        out.append(arg)
+        i += 1
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vaelac", description="VAE Lossless Audio Codec")
+    p = _Parser(prog="vaelac", description="VAE Lossless Audio Codec")
     from . import __version__
 
     p.add_argument("--version", action="version", version=f"vaelac {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    enc = sub.add_parser("encode", help="WAV -> .vae")
+    enc = sub.add_parser("encode", help="WAV -> .vae",
+                         usage="vaelac encode [-0 ... -8] [options] IN.wav [IN.wav ...]")
     enc.add_argument("inputs", nargs="+", metavar="IN.wav",
                      help="'-' reads standard input; a directory means its *.wav files")
     enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
     for level in range(9):
         enc.add_argument(f"-{level}", dest="level", action="store_const", const=level,
-                         help=argparse.SUPPRESS)
-    enc.add_argument("-l", "--level", type=int, choices=range(9), help="effort 0..8 (default 5)")
-    enc.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
+                         help=argparse.SUPPRESS)  # listed once, under -l
+    enc.add_argument("-l", "--level", type=int, choices=range(9), metavar="N", help=_LEVEL_HELP)
+    enc.add_argument("-f", "--force", action="store_true", help=_FORCE_HELP)
     enc.add_argument("-V", "--verify", action="store_true", help="decode and compare after")
     enc.add_argument("-T", "--tag", action="append", metavar="KEY=VALUE", help="add a tag")
-    enc.add_argument("-q", "--quiet", action="store_true")
+    enc.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     enc.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
     enc.add_argument("-m", "--model", default="default", metavar="MODEL",
                      help="learned model: 'default' (shipped), 'none' (plain path) or a .vaem")
     enc.add_argument("--adapt", action="store_true",
                      help="fine-tune the model on the input; embed it only if the file shrinks")
-    enc.add_argument("--lossy", nargs="?", const="default", metavar="MODEL",
-                     help="the paper's lossy VAE codec (never lossless; default model if none "
-                     "given)")
+    enc.add_argument("--lossy", action=_Lossy, nargs=0, default=None,
+                     help="the paper's lossy VAE codec (never lossless), with the shipped lossy "
+                     "model unless --lossy-model (or --lossy=MODEL) names one")
+    enc.add_argument("--lossy-model", dest="lossy", metavar="MODEL.vaem",
+                     help="the lossy model (implies --lossy)")
     enc.set_defaults(level=None)
 
     dec = sub.add_parser("decode", help=".vae -> WAV")
     dec.add_argument("inputs", nargs="+", metavar="IN.vae", help="a directory means its *.vae")
     dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
-    dec.add_argument("-f", "--force", action="store_true", help="overwrite existing output")
-    dec.add_argument("-q", "--quiet", action="store_true")
+    dec.add_argument("-f", "--force", action="store_true", help=_FORCE_HELP)
+    dec.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     dec.add_argument("-F", "--keep-going", action="store_true",
                      help="decode past damaged frames, filling them with silence (exit 3)")
     dec.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
@@ -335,7 +415,7 @@ def _parser() -> argparse.ArgumentParser:
 
     test = sub.add_parser("test", help="decode and check CRCs and the PCM MD5, write nothing")
     test.add_argument("inputs", nargs="+", metavar="FILE.vae")
-    test.add_argument("-q", "--quiet", action="store_true")
+    test.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     test.add_argument("-F", "--keep-going", action="store_true",
                       help="report every damaged span instead of stopping at the first")
     test.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
@@ -345,6 +425,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model on WAV files (needs vaelac[train])")
     train.add_argument("data", nargs="+", metavar="DATA", help="WAV files or folders of them")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.vaem")
+    train.add_argument("-f", "--force", action="store_true", help="overwrite an existing model")
     train.add_argument("--name", default=None, help="the model's name (in MODEL_REF)")
     train.add_argument("--lossy", action="store_true", help="train the paper's lossy VAE")
     train.add_argument("--threads", type=int, default=1,
@@ -395,8 +476,13 @@ def _one(src: str, args) -> tuple[bool, str, bool]:
         else:
             message = _info_one(src, args)
         return True, message, bool(_damaged)
+    except BrokenPipeError:
+        raise  # the reader of our output went away: main() ends quietly
     except (VaeError, OSError) as exc:
         text = str(exc) if isinstance(exc, VaeError) else (exc.strerror or str(exc))
+        if isinstance(exc, OSError) and not isinstance(exc, VaeError) and exc.filename \
+                and os.fspath(exc.filename) != src:
+            text = f"{os.fspath(exc.filename)}: {text}"  # the output, a model, ...: not src
         return False, text, bool(_damaged)
 
 
@@ -503,7 +589,8 @@ def _training_missing() -> str:
         import audiomentations  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
-        return f"needs the training extra (pip install 'vaelac[train]'): {exc}"
+        return ("needs the training extra (python -m pip install \".[train]\" in a clone of the "
+                f"vaelac repository): {exc}")
     return ""
 
 
@@ -525,6 +612,11 @@ def _train_fields() -> dict:
 
 
 def _train(args) -> int:
+    try:  # before the training, which takes minutes: not after it
+        check_output(args.output, overwrite=args.force, hint=_FORCE_HINT)
+    except VaeError as exc:
+        print(f"vaelac train: {exc}", file=sys.stderr)
+        return 1
     missing = _training_missing()
     if missing:
         print(f"vaelac train: {missing}", file=sys.stderr)
@@ -560,12 +652,26 @@ def _train(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; its exit status. When the reader of standard output goes away (``vaelac
+    decode x.vae -o - | head``) it ends quietly with status 141, as a shell reports ``cat``
+    killed by SIGPIPE, instead of printing "Broken pipe"."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Later writes (the interpreter's last flush of stdout) would fail again: send them to
+        # os.devnull, as the Python documentation's note on SIGPIPE does.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
         return _train(args)
-    # The codec never calls BLAS; left alone, importing numpy starts OpenBLAS's thread pool,
-    # whose threads spin on the other cores (measured: a decode took ~25 % more CPU time).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     inputs, empty = _expand(args)
     if getattr(args, "output", None) and len(inputs) + len(empty) > 1:
         print("vaelac: -o needs exactly one input", file=sys.stderr)

@@ -20,14 +20,17 @@ import numpy as np
 
 from . import __version__, lossy
 from .checksum import PcmDigest, crc8, crc32
-from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window)
+from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window,
+                  window_energy)
 from .model import Model, analysis_features, builtin_models, default_model, model_from_file
 from ._backend import kernels
 from ._bitpack import pack_signed, packed_size
 from .spec import container as grammar
-from .spec.constants import (FRAME_SYNC, MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC_ORDER,
+from .spec.constants import (CHANNEL_MODE_LAST, FRAME_CRC_BYTES, FRAME_HEADER_BYTES, FRAME_SYNC,
+                             MAX_CHANNELS, MAX_FRAME_LENGTH, MAX_LPC_ORDER,
                              MAX_SAMPLE_RATE, MIN_FRAME_LENGTH, PCM_MD5_UNKNOWN,
-                             STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES, VERSION_MAJOR,
+                             METADATA_CRC_LENGTH, STREAMINFO_FLAG_LOSSY, UNKNOWN_TOTAL_SAMPLES,
+                             VERSION_MAJOR,
                              VERSION_MINOR, BlockType, CascadeRule,
                              ChannelMode, ModelKind, SubframeType)
 from .spec.errors import EncodeError
@@ -310,7 +313,7 @@ class _ChannelAnalysis:
                 continue
             coefs, errors = levinson(r, max_order)
             errors = errors.tolist()
-            wsum = float(np.dot(w, w))
+            wsum = window_energy(win, n)
             for order in range(1, max_order + 1):
                 err = max(errors[order] / wsum, 1e-3)
                 est = 0.5 * (n - order) * math.log2(err) + order * (_ESTIMATE_COEF_BITS + 1)
@@ -578,20 +581,36 @@ def analyse_frame(pcm: np.ndarray, bits: int, level: Level) -> tuple[ChannelMode
 
 
 def encode_frame(pcm: np.ndarray, frame_index: int, bits: int, level: Level,
-                 model: Model | None = None) -> bytes:
-    """One frame (§5) from int64 PCM of shape (n, channels)."""
+                 model: Model | None = None, model_uses: list | None = None) -> bytes:
+    """One frame (§5) from int64 PCM of shape (n, channels). With ``model_uses``, a list, the
+    number of MODEL_PREDICTED subframes in the frame is appended to it."""
     mode, analyses = analyse_frame(pcm, bits, level)
-    payload = _encode_subframes(analyses, level, model)
+    subframes = _encode_subframes(analyses, level, model)
+    if model_uses is not None:
+        model_uses.append(sum(sub[0] == SubframeType.MODEL_PREDICTED for sub in subframes))
+    return _frame(frame_index, len(pcm), mode, b"".join(subframes))
+
+
+def _frame(frame_index: int, sample_count: int, channel_mode: int, payload: bytes) -> bytes:
+    """A frame (§5): its header with the CRC-8, the payload, the CRC-32."""
     head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
-                                               sample_count=len(pcm), channel_mode=mode,
+                                               sample_count=sample_count,
+                                               channel_mode=channel_mode,
                                                payload_length=len(payload)))
     head += bytes([crc8(head)])
     body = head + payload
     return body + crc32(body).to_bytes(4, "big")
 
 
+def mark_last(frame: bytes) -> bytes:
+    """The same frame with the LAST flag of §5.2 set, its CRCs made anew."""
+    head = grammar.FrameHeaderNoCrc.parse(frame)
+    return _frame(head.frame_index, head.sample_count, head.channel_mode | CHANNEL_MODE_LAST,
+                  frame[FRAME_HEADER_BYTES:-FRAME_CRC_BYTES])
+
+
 def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
-                      model: Model | None) -> bytes:
+                      model: Model | None) -> list[bytes]:
     """The frame's subframes, each the smallest coding of its channel. A subframe's choice
     changes the next one's cross input (§6.4), so OLS_CASCADE options (whose residual differs
     from the LPC one) are tried in a second pass over the frame, and the smaller payload is
@@ -600,7 +619,7 @@ def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
     for analysis in analyses:
         subframe, cross = analysis.encode(model, cross)
         plain.append((subframe, cross))
-    payload = b"".join(subframe for subframe, _ in plain)
+    payload = [subframe for subframe, _ in plain]
     if not level.ols:
         return payload
     parts, cross, previous, changed = [], None, None, False
@@ -611,8 +630,7 @@ def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
         changed = not _same(coded[1], residual)
         parts.append(coded[0])
         cross, previous = coded[1], analysis
-    with_ols = b"".join(parts)
-    return with_ols if len(with_ols) < len(payload) else payload
+    return parts if sum(map(len, parts)) < sum(map(len, payload)) else payload
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -637,14 +655,8 @@ def encode_lossy_frame(pcm: np.ndarray, frame_index: int, bits: int, model: Mode
             continue
         parts.append(subframe)
         decoded.append(lossy.decode_samples(model, symbols, len(pcm), lo, hi))
-    payload = b"".join(parts)
-    head = grammar.FrameHeaderNoCrc.build(dict(sync=FRAME_SYNC, frame_index=frame_index,
-                                               sample_count=len(pcm),
-                                               channel_mode=ChannelMode.INDEPENDENT,
-                                               payload_length=len(payload)))
-    head += bytes([crc8(head)])
-    body = head + payload
-    return body + crc32(body).to_bytes(4, "big"), np.stack(decoded, axis=1)
+    frame = _frame(frame_index, len(pcm), ChannelMode.INDEPENDENT, b"".join(parts))
+    return frame, np.stack(decoded, axis=1)
 
 
 class StreamEncoder:
@@ -653,6 +665,12 @@ class StreamEncoder:
     ``total_samples`` (per channel) is written up front when known; when it is not and the file
     is seekable, the header is patched on :meth:`close` (with the PCM MD5). A non-seekable
     output with unknown length gets the unknown-length value and an all-zero MD5 (§4.2).
+
+    A model a decoder cannot know (not shipped with vaelac) is embedded (MODEL_DATA, §8.1)
+    only if a subframe uses it; its MODEL_REF is always written. Until a frame uses the model,
+    the frames wait in a temporary file (in memory up to 2 MiB), so a pipe receives nothing
+    before then, or before :meth:`close`. ``embed_model=True`` embeds the model even unused,
+    ``False`` never.
     """
 
     def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int, bits_per_sample: int,
@@ -664,8 +682,12 @@ class StreamEncoder:
         _check_format(sample_rate, channels, bits_per_sample)
         self.lossy = resolve_model(lossy, ModelKind.LOSSY) if lossy is not None else None
         self.model = self.lossy or resolve_model(model)
-        if embed_model is None:  # ship the bytes when a decoder cannot know the model
+        asked, embed_later = embed_model, False
+        if embed_model is None:  # ship the bytes when a decoder cannot know the model...
             embed_model = self.model is not None and self.model.sha256 not in builtin_models()
+            # ... and when a subframe uses it (issue 21): the frames wait in a temporary
+            # file until one does, or until close() writes the head without MODEL_DATA
+            embed_later = embed_model and self.lossy is None
         self.embed_model = embed_model
         if level not in LEVELS:
             raise EncodeError(f"level must be one of 0..8, got {level}")
@@ -694,7 +716,7 @@ class StreamEncoder:
                 bits_per_sample, level=level, total_samples=total_samples,
                 channel_mask=channel_mask, tags=tags, frame_length=length, vendor=vendor,
                 seek_interval_seconds=seek_interval_seconds, model=self.model,
-                embed_model=embed_model) for length in lengths]
+                embed_model=asked) for length in lengths]
             return
         self.total_declared = total_samples
         self.channel_mask = channel_mask
@@ -721,7 +743,25 @@ class StreamEncoder:
             seek_entries = -(-frames // self._frames_per_seek_point)
         tag_items = list(tags.items()) if isinstance(tags, dict) else list(tags or [])
         self._blocks = self._metadata_blocks(tag_items, vendor, seek_entries)
-        self._write_head(total_samples, PCM_MD5_UNKNOWN, [])
+        self.model_subframes = 0  # MODEL_PREDICTED subframes written
+        self._spool = tempfile.SpooledTemporaryFile(_SPOOL_BYTES) if embed_later else None
+        # The head waits for the first frame or close(), which then knows whether the input
+        # was empty (§5.2: an empty stream has a known length, 0); the last frame coded waits
+        # for the next, so that close() can mark it LAST in a stream of unknown length.
+        self._head_written = False
+        self._held: bytes | None = None
+
+    def _end_spool(self) -> None:
+        """Write the head (with MODEL_DATA only if a subframe used the model) and the frames
+        held back so far; from here frames go to the output itself."""
+        spool, self._spool = self._spool, None
+        if not self.model_subframes:
+            self.embed_model = False
+            self._blocks = [b for b in self._blocks if b[0] != BlockType.MODEL_DATA]
+        self._write_head(self.total_declared, PCM_MD5_UNKNOWN, [])
+        spool.seek(0)
+        shutil.copyfileobj(spool, self.file, _COPY_BYTES)
+        spool.close()
 
     def _metadata_blocks(self, tags, vendor, seek_entries):
         blocks = []
@@ -760,11 +800,16 @@ class StreamEncoder:
                     [dict(sample_number=s, byte_offset=o) for s, o in points])))
             else:
                 bodies.append(block)
-        for i, (kind, body) in enumerate(bodies):
-            parts.append(grammar.BlockHeader.build(dict(is_last=int(i == len(bodies) - 1),
-                                                        block_type=kind, length=len(body))))
+        for kind, body in bodies:
+            parts.append(grammar.BlockHeader.build(dict(is_last=0, block_type=kind,
+                                                        length=len(body))))
             parts.append(body)
-        self.file.write(b"".join(parts))
+        # §4.7: the last block, the CRC-32 of every byte before its field
+        parts.append(grammar.BlockHeader.build(dict(is_last=1, block_type=BlockType.METADATA_CRC,
+                                                    length=METADATA_CRC_LENGTH)))
+        head = b"".join(parts)
+        self.file.write(head + crc32(head).to_bytes(METADATA_CRC_LENGTH, "big"))
+        self._head_written = True
 
     def _on_candidates(self, call) -> None:
         """``call(candidate)`` for every frame length, the first on this thread and the others
@@ -838,11 +883,27 @@ class StreamEncoder:
                                                 self.bits_per_sample, self.lossy)
             self._digest.update(decoded)
         else:
+            uses: list[int] = []
             frame = encode_frame(frame_pcm, self._frame_index, self.bits_per_sample, self.level,
-                                 self.model)
-        self.file.write(frame)
+                                 self.model, uses)
+            self.model_subframes += sum(uses)
+        held, self._held = self._held, frame
+        if held is not None:
+            self._put(held)
         self._frames_bytes += len(frame)
         self._frame_index += 1
+
+    def _put(self, frame: bytes) -> None:
+        """Write a frame: to the spool while the model's embedding is undecided, else to the
+        output after the head."""
+        if self._spool is not None:
+            self._spool.write(frame)
+            if self.model_subframes:
+                self._end_spool()
+            return
+        if not self._head_written:
+            self._write_head(self.total_declared, PCM_MD5_UNKNOWN, [])
+        self.file.write(frame)
 
     def close(self) -> None:
         """Flush the last (short) frame and finish the header where the output allows."""
@@ -865,6 +926,15 @@ class StreamEncoder:
             self._emit(self._pending_len)
         if self.total_declared is not None and self.total_declared != self._samples:
             raise EncodeError(f"{self._samples} samples written, {self.total_declared} declared")
+        if self._held is not None:
+            last, self._held = self._held, None
+            if not self._seekable and self.total_declared is None:  # §5.2: the stream's end
+                last = mark_last(last)
+            self._put(last)
+        if self._spool is not None:
+            self._end_spool()
+        if not self._head_written:  # no frame: the input was empty, its length is known
+            self._write_head(self._samples, self._digest.digest(), [])
         if self._seekable:
             end = self.file.tell()
             self.file.seek(self._start)

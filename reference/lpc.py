@@ -10,9 +10,11 @@ import numpy as np
 
 from ._backend import kernels
 
-__all__ = ["autocorrelation", "levinson", "quantize_coefficients", "compute_residual", "window"]
+__all__ = ["autocorrelation", "levinson", "quantize_coefficients", "compute_residual", "window",
+           "window_energy"]
 
 _WINDOWS: dict[tuple[str, int], np.ndarray] = {}
+_ENERGIES: dict[tuple[str, int], float] = {}
 
 
 def window(kind: str, n: int) -> np.ndarray:
@@ -33,6 +35,15 @@ def window(kind: str, n: int) -> np.ndarray:
             w = np.ones(n)
         _WINDOWS[key] = w
     return _WINDOWS[key]
+
+
+def window_energy(kind: str, n: int) -> float:
+    """The sum of the window's squares, summed in order by the kernels (not numpy.dot, which
+    goes to BLAS: the codec calls no BLAS, whose thread pool would spin beside the encoder)."""
+    key = (kind, n)
+    if key not in _ENERGIES:
+        _ENERGIES[key] = float(autocorrelation(window(kind, n), 0)[0])
+    return _ENERGIES[key]
 
 
 def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:

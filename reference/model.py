@@ -322,22 +322,34 @@ def analysis_features(e: np.ndarray, s: np.ndarray, width: int) -> np.ndarray:
     (x 128) and the log2 prediction gain (x 256).
     """
     import numpy as np
-    e = np.asarray(e, np.float64)
+    e = np.ascontiguousarray(e, np.float64)
     s = np.asarray(s, np.float64)
     n = len(e)
     out = np.zeros(ANALYSIS_FEATURES)
-    energy = float(np.dot(e, e))
+    r = _sums_of_products(e, _ANALYSIS_LAGS)  # r[k] = e[k:] . e[:n-k], 0 beyond the end
+    energy = float(r[0])
     if n > 1 and energy > 0:
-        for lag in range(1, _ANALYSIS_LAGS + 1):
-            if lag < n:
-                out[lag - 1] = 2047 * float(np.dot(e[lag:], e[:-lag])) / energy
+        out[:_ANALYSIS_LAGS] = 2047 * r[1:] / energy
     mean_energy = energy / max(n, 1) + 1.0
     for b, part in enumerate(np.array_split(e, _ANALYSIS_BLOCKS)):
         if len(part):
-            out[_ANALYSIS_LAGS + b] = 256 * np.log2((np.dot(part, part) / len(part) + 1.0)
-                                                    / mean_energy)
+            out[_ANALYSIS_LAGS + b] = 256 * np.log2((_sums_of_products(part, 0)[0] / len(part)
+                                                     + 1.0) / mean_energy)
     mean_abs = float(np.abs(e).mean()) if n else 0.0
     out[24] = 128 * (np.log2(mean_abs + 1.0) - width)
     ds = np.diff(s) if n > 1 else np.zeros(1)
-    out[25] = 256 * np.log2((float(np.dot(ds, ds)) / max(len(ds), 1) + 1.0) / mean_energy)
+    out[25] = 256 * np.log2((float(_sums_of_products(ds, 0)[0]) / max(len(ds), 1) + 1.0)
+                            / mean_energy)
     return np.clip(np.round(out), -FEATURE_MAX, FEATURE_MAX).astype(np.int64)
+
+
+def _sums_of_products(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """x[k:] . x[:len(x)-k] for k = 0..max_lag, each summed in order by the kernels, not by
+    numpy.dot: a float dot product goes to BLAS, whose thread pool then spins on the other
+    cores (the API encoded 1.7-12x slower than the command line, which turned it off), and
+    whose summation order depends on the CPU and the library. The residuals are integers, so
+    the sums are exact below 2**53 whichever the order."""
+    import numpy as np
+    r = np.empty(max_lag + 1)
+    kernels.autocorrelation(np.ascontiguousarray(x, np.float64), max_lag, r)
+    return r

@@ -6,7 +6,8 @@ import enum
 
 SIGNATURE = b"\x89VAE\r\n\x1a\n"  # §3.1: high bit, CR LF, ^Z, LF catch text-mode and 7-bit damage
 VERSION_MAJOR = 1
-VERSION_MINOR = 4  # 1.1 added the learned model (§8), 1.2 CASCADE subframes (§6.4), 1.3 the mixer (§6.5), 1.4 OLS_CASCADE (§6.6)
+VERSION_MINOR = 5  # 1.1 added the learned model (§8), 1.2 CASCADE subframes (§6.4), 1.3 the mixer (§6.5), 1.4 OLS_CASCADE (§6.6), 1.5 METADATA_CRC and LAST (§4.7, §5.2)
+PROTECTED_VERSION_MINOR = 5  # §3.2: from this minor version on, METADATA_CRC and LAST are required
 
 MIN_SAMPLE_RATE = 1
 MAX_SAMPLE_RATE = 2**32 - 1
@@ -33,13 +34,18 @@ class BlockType(enum.IntEnum):
     TAGS = 3
     MODEL_REF = 4
     MODEL_DATA = 5
+    METADATA_CRC = 6  # §4.7, version 1.5
 
+
+METADATA_CRC_LENGTH = 4  # §4.7: a u32
 
 FORBIDDEN_BLOCK_TYPE = 127
 
 FRAME_SYNC = 0xFFF9  # §5.1
 FRAME_HEADER_BYTES = 14
 FRAME_CRC_BYTES = 4
+CHANNEL_MODE_MASK = 0x7F  # §5.1: channel_mode's bits 0-6 are the mode of §6.1
+CHANNEL_MODE_LAST = 0x80  # §5.1, §5.2: bit 7 marks the last frame of an unknown-length stream
 
 
 class ChannelMode(enum.IntEnum):

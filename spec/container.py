@@ -13,7 +13,7 @@ from .constants import SIGNATURE, BlockType, SubframeType
 
 __all__ = [
     "FileHead", "BlockHeader", "StreamInfo", "SeekPoint", "SeekTable", "Tags", "ModelRef",
-    "FrameHeader", "FrameHeaderNoCrc", "Subframe", "SubframeHead", "ConstantBody", "VerbatimBody",
+    "MetadataCrc", "FrameHeader", "FrameHeaderNoCrc", "Subframe", "SubframeHead", "ConstantBody", "VerbatimBody",
     "PredictedBody", "LossyBody", "BLOCK_BODIES",
 ]
 
@@ -63,11 +63,17 @@ ModelRef = Struct(
     "name" / PascalString(Int8ub, "utf8"),
 )
 
+# §4.7 (version 1.5): CRC-32 of every byte before this field
+MetadataCrc = Struct(
+    "metadata_crc32" / Int32ub,
+)
+
 BLOCK_BODIES = {
     BlockType.STREAMINFO: StreamInfo,
     BlockType.SEEKTABLE: SeekTable,
     BlockType.TAGS: Tags,
     BlockType.MODEL_REF: ModelRef,
+    BlockType.METADATA_CRC: MetadataCrc,
 }
 
 # §5.1 frame header; header_crc8 covers the 13 bytes before it

@@ -17,6 +17,8 @@ __all__ = [
     "ModelError",
     "EncodeError",
     "WavError",
+    "UsageError",
+    "MissingDependencyError",
 ]
 
 
@@ -86,6 +88,16 @@ class WavError(VaeError, ValueError):
     """A WAV file is malformed or uses an encoding vaelac does not read (float, A-law, ...)."""
 
 
+class UsageError(VaeError, ValueError):
+    """An argument the API cannot use, such as a dtype that cannot hold the stream's samples."""
+
+
+class MissingDependencyError(VaeError, ImportError):
+    """An optional part of vaelac needs a package that is not installed (pydub for the pydub
+    adapter, hypothesis for the conformance kit's property tests); the message names the extra
+    that installs it."""
+
+
 for _cls in (VaeError, FormatError, NotVaeError, UnsupportedError, TruncatedError, IntegrityError,
-             LimitError, ModelError, EncodeError, WavError):
+             LimitError, ModelError, EncodeError, WavError, UsageError, MissingDependencyError):
     _cls.__module__ = "vaelac"

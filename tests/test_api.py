@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import vaelac
+from vaelac.stream_head import reseal
 from _signals import make_signal
 
 
@@ -23,6 +24,32 @@ def test_write_read_with_paths_and_dtypes(tmp_path):
     assert vaelac.read(tmp_path / "m.vae")[0].shape == (10000,)
     assert vaelac.read(tmp_path / "m.vae", always_2d=True)[0].shape == (10000, 1)
 
+
+
+def test_mono_is_one_dimensional_everywhere_unless_always_2d(tmp_path):
+    # Issue 21 item 13: read gave (n,) and decode (n, 1) for the same mono stream. One rule,
+    # soundfile's, for every function returning samples: (frames,) for mono unless always_2d.
+    mono = make_signal("walk", 5000, 1, 16, seed=6)
+    stream = vaelac.encode(mono, 8000, bits=16)
+    (tmp_path / "m.vae").write_bytes(stream)
+    for always_2d, shape in ((False, (5000,)), (True, (5000, 1))):
+        for dtype in ("int32", "float32"):
+            got = [vaelac.read(tmp_path / "m.vae", dtype=dtype, always_2d=always_2d)[0],
+                   vaelac.decode(stream, dtype=dtype, always_2d=always_2d)[0],
+                   vaelac.decode(tmp_path / "m.vae", dtype=dtype, always_2d=always_2d)[0],
+                   np.concatenate(list(vaelac.blocks(tmp_path / "m.vae", 1000, dtype=dtype,
+                                                     always_2d=always_2d)))]
+            assert [a.shape for a in got] == [shape] * 4, (always_2d, dtype)
+            assert all(np.array_equal(a, got[0]) for a in got)
+        assert np.array_equal(got[0].reshape(-1), mono[:, 0] / 32768.0)
+    # the default is soundfile's: 1-D for mono
+    assert vaelac.read(tmp_path / "m.vae")[0].shape == (5000,)
+    assert vaelac.decode(stream)[0].shape == (5000,)
+    assert next(vaelac.blocks(tmp_path / "m.vae")).ndim == 1
+    assert vaelac.decode(vaelac.encode(mono[:0], 8000, bits=16))[0].shape == (0,)
+    stereo = make_signal("walk", 500, 2, 16, seed=7)
+    stream = vaelac.encode(stereo, 8000, bits=16)
+    assert vaelac.decode(stream)[0].shape == vaelac.read(io.BytesIO(stream))[0].shape == (500, 2)
 
 def test_blocks_concatenate_to_read_in_bounded_pieces(tmp_path):
     data = make_signal("walk", 30001, 3, 24, seed=2)
@@ -75,9 +102,9 @@ def test_the_api_is_thread_safe(tmp_path):
 def test_reading_into_a_narrower_integer_dtype_is_refused_not_wrapped(tmp_path):
     data = np.array([-4_000_000, 0, 4_000_000], np.int32)
     vaelac.write(tmp_path / "x.vae", data, 48000, bits=24, model=None)
-    with pytest.raises(vaelac.EncodeError, match="int16 cannot hold 24-bit"):
+    with pytest.raises(vaelac.UsageError, match="int16. cannot hold this stream.s 24-bit"):
         vaelac.read(tmp_path / "x.vae", dtype="int16")
-    with pytest.raises(vaelac.EncodeError, match="uint32"):
+    with pytest.raises(vaelac.UsageError, match="uint32"):
         vaelac.read(tmp_path / "x.vae", dtype="uint32")
     assert vaelac.read(tmp_path / "x.vae", dtype="int64")[0].tolist() == data.tolist()
 
@@ -166,6 +193,7 @@ def test_seek_uses_the_table_and_survives_a_wrong_one(seekable_stream):
     table_at = stream.index(points[1][1].to_bytes(8, "big"), 0, frames_at)
     broken = bytearray(stream)
     broken[table_at:table_at + 8] = (points[1][1] + 3).to_bytes(8, "big")
+    broken = bytearray(reseal(bytes(broken)))  # a table written wrong, not damaged (§4.7)
     assert vaelac.info(io.BytesIO(bytes(broken))).seek_points[1][1] == points[1][1] + 3
     at = points[1][0] + 17
     out, _ = vaelac.read(io.BytesIO(bytes(broken)), start=at, stop=at + 5000, always_2d=True)
@@ -180,3 +208,49 @@ def test_after_a_seek_damage_is_still_caught(seekable_stream):
         vaelac.read(io.BytesIO(bytes(damaged)), start=len(data) - 3000)
     out, _ = vaelac.read(io.BytesIO(bytes(damaged)), stop=1000, always_2d=True)
     assert np.array_equal(out, data[:1000])  # the damage is outside what was asked for
+
+
+# numpy's entry points that hand float arrays to BLAS (np.correlate and np.convolve too:
+# their inner products are the dtype's dot, cblas_ddot). ndarray.dot and the @ operator cannot
+# be replaced from Python; the codec's modules use neither on floats (Dense: int64 only).
+_BLAS_ENTRY_POINTS = ("dot", "vdot", "inner", "matmul", "tensordot", "einsum", "correlate",
+                      "convolve", "linalg.norm", "linalg.solve", "linalg.lstsq", "linalg.inv",
+                      "linalg.pinv", "linalg.cholesky", "linalg.qr", "linalg.svd", "linalg.eigh",
+                      "linalg.det", "linalg.slogdet")
+
+
+@pytest.fixture
+def blas_calls(monkeypatch):
+    """Every call of a BLAS-backed numpy function with a float or complex operand."""
+    calls = []
+    for dotted in _BLAS_ENTRY_POINTS:
+        owner = np.linalg if dotted.startswith("linalg.") else np
+        name = dotted.split(".")[-1]
+        original = getattr(owner, name)
+
+        def spy(*args, _original=original, _name=dotted, **kwargs):
+            if any(np.asarray(a).dtype.kind in "fc" for a in args
+                   if isinstance(a, (np.ndarray, list, tuple, float, complex))):
+                import traceback
+                calls.append((_name, traceback.extract_stack(limit=3)[0]))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+def test_the_codec_calls_no_blas(blas_calls):
+    # Issue 21 item 3: the encoder's analysis called np.dot on float64 arrays; BLAS then woke
+    # its thread pool, whose threads spin on the other cores, and vaelac.encode ran 1.7-12x
+    # slower than the command line (which set OPENBLAS_NUM_THREADS=1). Every level, the shipped
+    # model's analysis, the lossy path and decoding must not call BLAS.
+    pcm = make_signal("chirp", 12000, 2, 16, seed=4)
+    for level in range(9):
+        stream = vaelac.encode(pcm, 44100, bits=16, level=level)
+        assert np.array_equal(vaelac.decode(stream, always_2d=True)[0], pcm)
+    buf = io.BytesIO()
+    enc = vaelac.StreamEncoder(buf, 44100, 2, 16, lossy="default", total_samples=len(pcm))
+    enc.write(pcm)
+    enc.close()
+    vaelac.decode(buf.getvalue())
+    assert blas_calls == []

@@ -61,3 +61,22 @@ def test_each_fixed_predictor(vaeenc, tmp_path, order, monkeypatch):
     while dec.read_frame_image() is not None:
         pass
     assert 2 in {t for frame in dec.frames for t in frame.subframe_types}  # PREDICTED subframes
+
+
+def test_it_writes_format_1_5_with_metadata_crc(vaeenc, tmp_path):
+    """§3.2, §4.7: version 1.5, STREAMINFO then METADATA_CRC (the last block, length 4, the
+    CRC-32 of the 58 bytes before its field); a flipped bit in STREAMINFO is then an
+    IntegrityError in the reference decoder instead of a stream that plays at the wrong rate."""
+    import zlib
+    pcm = make_signal("walk", 5000, 2, 16, seed=15)
+    wav, stream = tmp_path / "in.wav", tmp_path / "out.vae"
+    write_wav(wav, pcm, 44100, 16)
+    subprocess.run([str(vaeenc), str(wav), str(stream)], check=True)
+    data = stream.read_bytes()
+    assert data[8:10] == b"\x01\x05"
+    assert data[10:14] == (40).to_bytes(4, "big")  # STREAMINFO, no longer is_last
+    assert data[54:58] == bytes([0x86, 0, 0, 4])  # is_last, METADATA_CRC, 4
+    assert data[58:62] == zlib.crc32(data[:58]).to_bytes(4, "big")
+    damaged = data[:14] + (22050).to_bytes(4, "big") + data[18:]
+    with pytest.raises(vaelac.IntegrityError):
+        vaelac.decode(damaged)

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +122,34 @@ def test_levels_are_flags(tmp_path):
     src = _wav(tmp_path / "in.wav", make_signal("walk", 5000, 1, 16, seed=6))
     for flag in ("-0", "-8"):
         assert run("encode", src, flag, "-f").returncode == 0
+
+
+def test_lossy_is_a_flag_that_keeps_the_input_and_takes_a_model_by_name(tmp_path):
+    # Issue 21 item 4: `--lossy [MODEL]` swallowed the input of `encode --lossy dir/t4.wav`.
+    # --lossy is a flag; the model is --lossy-model MODEL, and the older --lossy=MODEL and
+    # --lossy MODEL.vaem still work.
+    import shutil
+
+    import vaelac
+    from vaelac.model import default_model
+    from vaelac.spec.constants import ModelKind
+
+    shipped = default_model(ModelKind.LOSSY)
+    if shipped is None:
+        pytest.skip("no shipped lossy model")
+    (tmp_path / "dir").mkdir()
+    src = _wav(tmp_path / "dir" / "t4.wav", make_signal("sine", 4000, 2, 16, seed=4))
+    model = tmp_path / "mine.vaem"
+    shutil.copy(Path(vaelac.__file__).parent / "data" / "models" / f"{shipped.name}.vaem", model)
+    spellings = {"flag": ["--lossy", src, "-o", tmp_path / "a.vae"],
+                 "after": [src, "--lossy", "-o", tmp_path / "b.vae"],
+                 "model": ["--lossy-model", model, src, "-o", tmp_path / "c.vae"],
+                 "equals": [f"--lossy={model}", src, "-o", tmp_path / "d.vae"],
+                 "old": ["--lossy", model, src, "-o", tmp_path / "e.vae"]}
+    for name, args in spellings.items():
+        proc = run("encode", *args)
+        assert proc.returncode == 0, (name, proc.stderr)
+        info = vaelac.info(args[args.index("-o") + 1])
+        assert info.lossy and info.model_sha256 == shipped.sha256, name
+    proc = run("encode", "--lossy", src)  # no -o: next to the input
+    assert proc.returncode == 0 and vaelac.info(tmp_path / "dir" / "t4.vae").lossy

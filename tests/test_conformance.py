@@ -12,6 +12,7 @@ import pytest
 import vaelac
 from vaelac.conformance import generate, runner
 from vaelac.decoder import StreamDecoder
+from vaelac.frame_decoder import FrameDecoder
 from vaelac.spec.constants import SubframeType
 from vaelac.conformance._kit import crc8, pcm_md5, read_wav, write_wav
 from vaelac.spec import container as g
@@ -23,11 +24,13 @@ def test_vectors_match_a_fresh_build():
     assert generate.main(["--check"]) == 0
 
 
-def test_vectors_are_small_and_cover_the_three_categories():
+def test_vectors_are_small_and_cover_the_categories():
     total = sum(p.stat().st_size for p in generate.VECTORS.rglob("*.vae"))
     assert total < 3 * 2**20
     categories = {e["category"] for e in MANIFEST["vectors"].values()}
-    assert categories == {"subset", "uncommon", "faulty"}
+    assert categories == {"subset", "uncommon", "faulty", generate.LEGACY}
+    versions = {p: (generate.VECTORS / p).read_bytes()[9] for p in MANIFEST["vectors"]}
+    assert {v for p, v in versions.items() if p.startswith(generate.LEGACY)} == {4}
 
 
 @pytest.mark.parametrize("path", [p for p, e in MANIFEST["vectors"].items()
@@ -39,12 +42,12 @@ def test_every_faulty_vector_raises_its_named_error_in_the_reference(path):
 
 
 def _reference(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     write_wav(dst, pcm, info.sample_rate, info.bits_per_sample)
 
 
 def flips_a_sample(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     if pcm.size:
         pcm = pcm.copy()
         pcm.flat[pcm.size // 2] ^= 1
@@ -52,7 +55,7 @@ def flips_a_sample(src, dst):
 
 
 def drops_the_last_sample(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     write_wav(dst, pcm[:-1], info.sample_rate, info.bits_per_sample)
 
 
@@ -74,12 +77,12 @@ def ignores_crcs(src, dst):
         out += frame
         pos = end
     out += data[pos:]
-    pcm, info = vaelac.decode(bytes(out))
+    pcm, info = vaelac.decode(bytes(out), always_2d=True)
     write_wav(dst, pcm, info.sample_rate, info.bits_per_sample)
 
 
 def mishandles_24_bit(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     bits = info.bits_per_sample
     if bits == 24:
         pcm, bits = pcm >> 8, 16
@@ -87,7 +90,7 @@ def mishandles_24_bit(src, dst):
 
 
 def swaps_channels(src, dst):
-    pcm, info = vaelac.decode(Path(src).read_bytes())
+    pcm, info = vaelac.decode(Path(src).read_bytes(), always_2d=True)
     if pcm.shape[1] >= 2:
         pcm = pcm[:, [1, 0] + list(range(2, pcm.shape[1]))]
     write_wav(dst, pcm, info.sample_rate, info.bits_per_sample)
@@ -112,7 +115,7 @@ class _SkipsTheMD5(StreamDecoder):
             self.info.pcm_md5 = md5
 
 
-class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
+class _TreatsModelPredictedAsPredictedFrames(FrameDecoder):
     def _need_model(self, where, subframe_type):
         if subframe_type != SubframeType.MODEL_PREDICTED:
             super()._need_model(where, subframe_type)
@@ -121,6 +124,10 @@ class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
         if sub.subframe_type == SubframeType.MODEL_PREDICTED:
             sub.subframe_type = SubframeType.PREDICTED
         return super()._decode_subframe(sub, bits, count, where, cross, previous)
+
+
+class _TreatsModelPredictedAsPredicted(_SkipsTheMD5):
+    frame_decoder_class = _TreatsModelPredictedAsPredictedFrames
 
 
 class _WithoutCorrection:
@@ -138,12 +145,16 @@ class _WithoutCorrection:
         return history, shift1, shift2, w1, b1, np.zeros_like(w2), 0
 
 
-class _IgnoresTheModelsCorrection(_SkipsTheMD5):
+class _IgnoresTheModelsCorrectionFrames(FrameDecoder):
     def _need_model(self, where, subframe_type):
         super()._need_model(where, subframe_type)
         if subframe_type == SubframeType.MODEL_PREDICTED and not isinstance(
                 self._model, _WithoutCorrection):
             self._model = _WithoutCorrection(self._model)
+
+
+class _IgnoresTheModelsCorrection(_SkipsTheMD5):
+    frame_decoder_class = _IgnoresTheModelsCorrectionFrames
 
 
 def treats_model_predicted_as_predicted(src, dst):
@@ -183,8 +194,9 @@ def test_decoders_that_ignore_the_learned_model_are_caught_and_named(tmp_path, b
     failed = {path for path, c in cases.items() if not c.passed}
     # every vector that holds MODEL_PREDICTED subframes catches it ...
     assert set(WITH_MODEL_SUBFRAMES) <= failed, sorted(failed)
-    # ... and nothing else does, but the MD5 vector that these decoders do not check
-    assert failed - MODEL_VECTORS == {"faulty/pcm_md5.vae"}, sorted(failed)
+    # ... and nothing else does, but the MD5 vectors (1.5 and 1.4) these decoders do not check
+    assert failed - MODEL_VECTORS == {"faulty/pcm_md5.vae",
+                                      f"{generate.LEGACY}/pcm_md5.vae"}, sorted(failed)
     for path in WITH_MODEL_SUBFRAMES:
         assert "MODEL_PREDICTED" in cases[path].name or "model" in cases[path].name
         if MANIFEST["vectors"][path].get("needs_model"):

@@ -46,14 +46,16 @@ def long_file(tmp_path):
 @pytest.fixture
 def frame_decodes(monkeypatch):
     """The indexes of the frames whose subframes were decoded."""
+    from vaelac.frame_decoder import FrameDecoder
+
     seen = []
-    original = decoder.StreamDecoder._compute
+    original = FrameDecoder.decode
 
     def counting(self, job):
         seen.append(job.index)
         return original(self, job)
 
-    monkeypatch.setattr(decoder.StreamDecoder, "_compute", counting)
+    monkeypatch.setattr(FrameDecoder, "decode", counting)
     return seen
 
 

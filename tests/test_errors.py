@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import vaelac
+from vaelac.stream_head import reseal
 from vaelac.spec import container as grammar
 from _signals import make_signal
 
@@ -113,8 +114,10 @@ def test_pcm_md5_mismatch_is_an_integrity_error():
     md5_at = 10 + 4 + 24  # signature+version, block header, STREAMINFO fields before pcm_md5
     bad = bytearray(stream)
     bad[md5_at] ^= 1
-    with pytest.raises(vaelac.IntegrityError, match="MD5"):
+    with pytest.raises(vaelac.IntegrityError, match="METADATA_CRC"):
         vaelac.decode(bytes(bad))
+    with pytest.raises(vaelac.IntegrityError, match="MD5"):  # behind a made-good CRC (§4.7)
+        vaelac.decode(reseal(bytes(bad)))
 
 
 def _edit_first_frame(stream, edit):
@@ -162,7 +165,7 @@ def test_a_wrong_sample_count_is_rejected():
 def test_a_declared_length_larger_than_the_stream_is_truncation():
     stream, _ = _stream(n=256)  # two whole frames of 128
     total_at = 10 + 4 + 12
-    bad = stream[:total_at] + (2**63).to_bytes(8, "big") + stream[total_at + 8:]
+    bad = reseal(stream[:total_at] + (2**63).to_bytes(8, "big") + stream[total_at + 8:])
     with pytest.raises(vaelac.TruncatedError):
         vaelac.decode(bad)
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vaelac
+from vaelac.stream_head import reseal
 from vaelac import _kernels as c_impl
 from vaelac import _pykernels as py_impl
 from vaelac import encoder as encoder_module
@@ -213,7 +214,7 @@ def test_streams_with_model_subframes_decode_exactly(seed, kind, channels, n, bi
     with pytest.MonkeyPatch.context() as mp:
         stream = _forced_model_stream(pcm, model, mp, bits=bits, frame_length=1024)
     assert 64 in _subframe_types(stream)
-    out, info = vaelac.decode(stream)
+    out, info = vaelac.decode(stream, always_2d=True)
     assert np.array_equal(out, pcm)
     assert info.model_sha256 == model.sha256
 
@@ -233,7 +234,7 @@ def test_model_data_whose_hash_differs_from_model_ref_is_not_used(monkeypatch):
     other = random_model(6, name="other")
     pcm = make_signal("walk", 3000, 1, 16, seed=1)
     stream = _forced_model_stream(pcm, model, monkeypatch, embed_model=True)
-    swapped = stream.replace(model.data, other)  # same length: another model's bytes
+    swapped = reseal(stream.replace(model.data, other))  # same length: another model's bytes
     with pytest.raises(vaelac.ModelError, match="'named'"):
         vaelac.decode(swapped)
 
@@ -243,12 +244,12 @@ def test_model_subframes_without_model_ref_are_a_format_error(monkeypatch):
     pcm = make_signal("walk", 3000, 1, 16, seed=1)
     stream = _forced_model_stream(pcm, model, monkeypatch, embed_model=False)
     ref = grammar.ModelRef.build(dict(sha256=model.sha256, name=model.name))
-    padding = grammar.BlockHeader.build(dict(is_last=1, block_type=BlockType.PADDING,
+    padding = grammar.BlockHeader.build(dict(is_last=0, block_type=BlockType.PADDING,
                                              length=len(ref)))
-    header = grammar.BlockHeader.build(dict(is_last=1, block_type=BlockType.MODEL_REF,
+    header = grammar.BlockHeader.build(dict(is_last=0, block_type=BlockType.MODEL_REF,
                                             length=len(ref)))
     assert header + ref in stream
-    no_ref = stream.replace(header + ref, padding + bytes(len(ref)))
+    no_ref = reseal(stream.replace(header + ref, padding + bytes(len(ref))))
     with pytest.raises(vaelac.FormatError, match="without MODEL_REF"):
         vaelac.decode(no_ref)
 
@@ -258,7 +259,8 @@ def test_a_lossy_model_cannot_decode_model_predicted_subframes(monkeypatch):
     residual = load_model(random_model(2))
     pcm = make_signal("walk", 3000, 1, 16, seed=1)
     stream = _forced_model_stream(pcm, residual, monkeypatch, embed_model=True)
-    wrong = stream.replace(residual.sha256, lossy.sha256).replace(residual.data[:64], b"x" * 64)
+    wrong = reseal(stream.replace(residual.sha256, lossy.sha256)
+                   .replace(residual.data[:64], b"x" * 64))
     embedded = {lossy.sha256: lossy.data}
     with pytest.raises(vaelac.ModelError):
         from vaelac.model import find_model
@@ -348,7 +350,7 @@ def test_real_audio_with_the_shipped_model_round_trips_exactly(start, n, gain, c
     pcm = pcm << gain if gain > 0 else pcm >> -gain
     pcm = np.clip(pcm, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     stream = vaelac.encode(pcm, 44100, bits=bits)
-    out, info = vaelac.decode(stream)
+    out, info = vaelac.decode(stream, always_2d=True)
     assert np.array_equal(out, pcm) and info.model_name == default_model().name
 
 
@@ -375,7 +377,7 @@ def test_the_shipped_model_makes_real_speech_smaller(corpus_dir):
     for path in files:
         pcm, fmt = read_wav(path)
         stream = vaelac.encode(pcm, fmt.sample_rate, bits=fmt.bits_per_sample, level=4)
-        assert np.array_equal(vaelac.decode(stream)[0], pcm)
+        assert np.array_equal(vaelac.decode(stream, always_2d=True)[0], pcm)
         assert 64 in _subframe_types(stream)
         modelled += len(stream)
         plain += len(vaelac.encode(pcm, fmt.sample_rate, bits=fmt.bits_per_sample, model=None,
@@ -404,3 +406,61 @@ def test_a_lossy_frame_that_would_outgrow_verbatim_is_coded_verbatim():
     assert decoder.info.lossy
     assert np.array_equal(out, pcm)  # every subframe VERBATIM: nothing was lost
     assert all(set(f.subframe_types) == {1} for f in decoder.frames)
+
+
+def _block_names(stream):
+    return [b[0] for b in vaelac.info(io.BytesIO(stream)).blocks]
+
+
+def _encoded(pcm, model, level, pipe=False, **options):
+    from _signals import Pipe
+    out = Pipe() if pipe else io.BytesIO()
+    enc = vaelac.StreamEncoder(out, 44100, pcm.shape[1], 16, level=level, model=model,
+                               total_samples=None if pipe else len(pcm), **options)
+    for at in range(0, len(pcm), 7000):
+        enc.write(pcm[at:at + 7000])
+    enc.close()
+    return bytes(out.out) if pipe else out.getvalue()
+
+
+@pytest.mark.parametrize("level", [0, 5])
+@pytest.mark.parametrize("pipe", [False, True])
+def test_a_user_model_no_subframe_uses_is_not_embedded(tmp_path, level, pipe):
+    # Issue 21 item 5: `vaelac encode -0 -m my.vaem` embedded the 11.5 KB model although no
+    # subframe used it. A model that does not pay costs its MODEL_REF only (4 + 33 + name).
+    path = tmp_path / "poor.vaem"
+    path.write_bytes(random_model(9, name="poor"))  # corrects badly: never chosen
+    pcm = make_signal("sine", 20000, 2, 16, seed=3)
+    plain = _encoded(pcm, None, level, pipe)
+    stream = _encoded(pcm, str(path), level, pipe)
+    assert 64 not in _subframe_types(stream)
+    assert _block_names(stream).count("MODEL_REF") == 1
+    assert "MODEL_DATA" not in _block_names(stream)
+    assert len(stream) == len(plain) + 4 + 32 + 1 + len("poor")
+    assert np.array_equal(vaelac.decode(stream, always_2d=True)[0], pcm)
+    # asked for, it is embedded all the same
+    forced = _encoded(pcm, str(path), level, pipe, embed_model=True)
+    assert "MODEL_DATA" in _block_names(forced)
+
+
+@pytest.mark.skipif(default_model() is None, reason="no default model shipped")
+@pytest.mark.parametrize("pipe", [False, True])
+def test_a_user_model_a_subframe_uses_is_embedded(tmp_path, pipe):
+    from vaelac.model import find_model
+    from vaelac.wav import read_wav
+
+    parsed = model_grammar.ModelFile.parse(default_model().data)
+    parsed.name = "own"  # the shipped weights under another name: a model vaelac lacks
+    path = tmp_path / "own.vaem"
+    path.write_bytes(model_grammar.ModelFile.build(parsed))
+    demo, _ = read_wav(_DEMO)
+    pcm = demo[: 4 * 44100].astype(np.int64)
+    stream = _encoded(pcm, str(path), 0, pipe)
+    assert 64 in _subframe_types(stream)  # measured: the model pays at level 0 here
+    assert _block_names(stream).count("MODEL_DATA") == 1
+    info = vaelac.info(io.BytesIO(stream))
+    with pytest.raises(vaelac.ModelError):  # not installed: the stream carries it
+        find_model(info.model_sha256, info.model_name)
+    assert np.array_equal(vaelac.decode(stream, always_2d=True)[0], pcm)
+    if not pipe:
+        assert info.pcm_md5 == vaelac.decode(vaelac.encode(pcm, 44100, bits=16))[1].pcm_md5

@@ -36,7 +36,7 @@ def _encode(pcm, rate, bits, frame_length, level=5, blocks=None):
 def test_encode_decode_is_exact_for_every_format(case, level):
     pcm, rate, bits, frame_length = case
     stream = _encode(pcm, rate, bits, frame_length, level)
-    decoded, info = vaelac.decode(stream)
+    decoded, info = vaelac.decode(stream, always_2d=True)
     assert decoded.shape == pcm.shape
     assert np.array_equal(decoded, pcm)
     assert (info.sample_rate, info.channels, info.bits_per_sample) == (rate, pcm.shape[1], bits)
@@ -61,7 +61,7 @@ def test_white_noise_expands_by_at_most_the_stated_overhead(bits, channels):
     # spec §10: header ≤ 200 bytes; per frame 14 + 4 bytes plus 6 per VERBATIM subframe.
     bound = -(-n * channels * bits // 8) + 200 + frames * (18 + 6 * channels)
     assert len(stream) <= bound
-    assert np.array_equal(vaelac.decode(stream)[0], pcm)
+    assert np.array_equal(vaelac.decode(stream, always_2d=True)[0], pcm)
 
 
 def test_a_sine_compresses_far_below_pcm():
@@ -112,7 +112,7 @@ def test_corpus_files_round_trip(corpus_dir):
         pcm, fmt = read_wav(path)
         pcm = pcm[: 3 * fmt.sample_rate]
         stream = vaelac.encode(pcm, fmt.sample_rate, bits=fmt.bits_per_sample)
-        decoded, info = vaelac.decode(stream)
+        decoded, info = vaelac.decode(stream, always_2d=True)
         assert np.array_equal(decoded, pcm), path.name
         assert info.pcm_md5 == md5_pcm(pcm, fmt.bits_per_sample)
         assert len(stream) < pcm.size * fmt.container // 8
@@ -122,7 +122,7 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
     """Levels 5 to 8 put MIXED_CASCADE subframes (§6.4, §6.5) in real music, smaller than the
     plain path's best (level 4); the round trip is exact with the compiled kernels and with the
     pure-Python ones."""
-    from vaelac import _pykernels, decoder
+    from vaelac import _pykernels, frame_decoder
     from vaelac.spec.constants import SubframeType
     from vaelac.wav import read_wav
 
@@ -135,7 +135,7 @@ def test_level_8_codes_real_audio_with_cascade_subframes_exactly(monkeypatch):
     assert np.array_equal(out, pcm)
     assert SubframeType.MIXED_CASCADE in dec.frames[0].subframe_types
     assert len(stream) < len(vaelac.encode(pcm, fmt.sample_rate, bits=16, level=4, model=None))
-    monkeypatch.setattr(decoder, "kernels", _pykernels)
+    monkeypatch.setattr(frame_decoder, "kernels", _pykernels)
     assert np.array_equal(vaelac.decode(stream)[0], pcm)
 
 

@@ -28,9 +28,9 @@ def test_crc_check_values_of_appendix_a1():
 
 
 A2 = bytes.fromhex(
-    "89564145 0D0A1A0A 0104 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
-    "6DDD9EBF6B6FDEFCF1B6EA3C7BD0B519 82000014 00000001 0000000000000000 0000000000000000"
-    "FFF9 00000000 0005 00 00000020 31 0100 0000000A 00000001000300 02FFFF"
+    "89564145 0D0A1A0A 0105 00000028 00001F40 02100000 00001000 0000000000000005 00000000"
+    "6DDD9EBF6B6FDEFCF1B6EA3C7BD0B519 02000014 00000001 0000000000000000 0000000000000000"
+    "86000004 2BF7EFB5 FFF9 00000000 0005 00 00000020 31 0100 0000000A 00000001000300 02FFFF"
     "010000 00000A 0000FFFFFFFE00020000 81A994E9".replace(" ", ""))
 
 
@@ -41,9 +41,10 @@ def test_appendix_a2_stereo_verbatim_stream_byte_by_byte():
     image = b"".join(int(v).to_bytes(2, "little", signed=True) for v in pcm.reshape(-1))
     assert image.hex() == "00000000010 0ffff0300feff02000200ffff0000".replace(" ", "")
     assert stream[38:54] == hashlib.md5(image).digest()
-    assert stream[91] == crc8(stream[78:91])
-    assert int.from_bytes(stream[124:128], "big") == zlib.crc32(stream[78:124])
-    assert [int.from_bytes(stream[98 + 2 * i:100 + 2 * i], "big", signed=True)
+    assert int.from_bytes(stream[82:86], "big") == zlib.crc32(stream[:82])  # §4.7
+    assert stream[99] == crc8(stream[86:99])
+    assert int.from_bytes(stream[132:136], "big") == zlib.crc32(stream[86:132])
+    assert [int.from_bytes(stream[106 + 2 * i:108 + 2 * i], "big", signed=True)
             for i in range(5)] == [0, 1, 3, 2, -1]
 
 
@@ -56,7 +57,7 @@ def test_appendix_a3_predicted_frame_and_its_arithmetic():
     x = np.arange(0, 2000, 100, dtype=np.int16)
     x[16] = 1601
     stream = vaelac.encode(x, 8000, model=None, level=4)
-    assert len(stream) == 135 and stream[78:] == A3_FRAME
+    assert len(stream) == 143 and stream[86:] == A3_FRAME
     frame = A3_FRAME
     assert frame[13] == crc8(frame[:13])
     assert int.from_bytes(frame[-4:], "big") == zlib.crc32(frame[:-4])
@@ -79,10 +80,11 @@ def test_appendix_a3_predicted_frame_and_its_arithmetic():
     assert s == x.tolist()
     for text in ("4961, -4384, 1443", "0, 100, 0, 30, 31, 33", "C7 11 FA E5", "93 "):
         assert text in SPEC
-    # the 78 header bytes the spec lists, the MD5 computed here from the samples
+    # the 86 header bytes the spec lists, the MD5 and the metadata CRC computed here
     md5 = hashlib.md5(x.astype("<i2").tobytes()).hexdigest().upper()
     assert stream[38:54].hex().upper() == md5
-    listed = SPEC[SPEC.index("### A.3"):SPEC.index("and its frame at offset 78 is:")]
+    assert int.from_bytes(stream[82:86], "big") == zlib.crc32(stream[:82])
+    listed = SPEC[SPEC.index("### A.3"):SPEC.index("and its frame at offset 86 is:")]
     listed = listed[listed.index("```"):]
     lines = [line for line in listed.splitlines()[1:] if line and not line.startswith("`")]
     tokens = " ".join(line.split("  ")[0] for line in lines)
@@ -93,7 +95,7 @@ def test_appendix_a3_predicted_frame_and_its_arithmetic():
             hex_bytes += [hex_bytes[-1]] * (int(tokens[k + 1]) - 1)
         elif k == 0 or tokens[k - 1] != "×":
             hex_bytes.append(token)
-    assert bytes.fromhex("".join(hex_bytes)) == stream[:78]
+    assert bytes.fromhex("".join(hex_bytes)) == stream[:86]
 
 
 def test_the_well_known_models_table_names_the_shipped_files():

@@ -1,6 +1,8 @@
 """Training (vaelac train), per-file adaptation (encode --adapt) and the paper's lossy codec
 (encode --lossy): reproducible, lossless where promised, and never called lossless when not."""
 
+import dataclasses
+import io
 import json
 import subprocess
 import sys
@@ -61,15 +63,41 @@ def test_training_is_reproducible_and_records_its_command(tmp_path):
                               first.decoder[0].weights)
 
 
-def test_a_trained_model_codes_exactly_from_its_own_file(tmp_path):
+def _model_subframes(stream: bytes) -> int:
+    dec = vaelac.StreamDecoder(io.BytesIO(stream))
+    dec.keep_frame_infos = True
+    for _ in dec:
+        pass
+    return sum(f.subframe_types.count(64) for f in dec.frames)
+
+
+def test_a_trained_model_codes_exactly_from_its_own_file(tmp_path, monkeypatch):
+    from vaelac import encoder as encoder_module
+
     clip, pcm = _clip(tmp_path)
     model_path = tmp_path / "m.vaem"
     _vaelac("train", clip, "-o", model_path, "--epochs", 1, "-q")
     out = tmp_path / "x.vae"
     _vaelac("encode", clip, "-o", out, "--model", model_path, "-q")
     info = vaelac.info(out)
-    assert info.model_name == "m" and "MODEL_DATA" in [b[0] for b in info.blocks]
+    # embedded when a subframe uses it (issue 21 item 5); a one-epoch model may not pay
+    used = _model_subframes(out.read_bytes()) > 0
+    assert info.model_name == "m" and ("MODEL_DATA" in [b[0] for b in info.blocks]) == used
     assert np.array_equal(vaelac.read(out, always_2d=True)[0], pcm)
+    # every predicted subframe through the model (whatever it costs), decoded from the
+    # stream alone: the model file codes exactly
+    original = encoder_module._ChannelAnalysis.predicted_bests
+    monkeypatch.setattr(encoder_module._ChannelAnalysis, "predicted_bests", lambda self: [
+        dataclasses.replace(best, cost=best.cost + (10**5 << 19)) for best in original(self)])
+    buf = io.BytesIO()
+    enc = vaelac.StreamEncoder(buf, 44100, pcm.shape[1], 16, level=4, model=str(model_path))
+    enc.write(pcm)
+    enc.close()
+    monkeypatch.undo()
+    forced = buf.getvalue()
+    assert _model_subframes(forced) > 0
+    assert "MODEL_DATA" in [b[0] for b in vaelac.info(io.BytesIO(forced)).blocks]
+    assert np.array_equal(vaelac.decode(forced, always_2d=True)[0], pcm)
 
 
 def test_train_refuses_an_empty_folder_in_one_line(tmp_path):

@@ -1,4 +1,4 @@
-/* vaedec: an independent decoder of the .vae lossless audio format 1.4, written from
+/* vaedec: an independent decoder of the .vae lossless audio format 1.5, written from
  * spec/vae-format.md alone.  Usage: vaedec IN.vae OUT.wav */
 #define _POSIX_C_SOURCE 200809L
 #include "vaedec.h"
@@ -464,6 +464,79 @@ static void decode_subframe(prd *r, int w, int n, sub_t *o, const sub_t *prev)
     }
 }
 
+/* §4.2-§4.6: a block's content checks, and what the decoder keeps of it. In a stream of
+ * version_minor 5 or more they run only after METADATA_CRC has been checked (§4.1, §4.7). */
+static void block_content(int type, const uint8_t *body, size_t len)
+{
+    switch (type) {
+    case 0:
+        if (len != 40) fail(E_FORMAT, "STREAMINFO length %zu, not 40 (§4.2)", len);
+        sample_rate = (uint32_t)be(body, 4);
+        channels = body[4];
+        bps = body[5];
+        /* §4.2: flags and reserved before the other fields */
+        if (body[6] & 0xFE) fail(E_UNSUPPORTED, "reserved STREAMINFO flag bits 0x%02x (§4.2)", body[6]);
+        if (body[7]) fail(E_UNSUPPORTED, "STREAMINFO reserved byte is %d (§4.2)", body[7]);
+        if (sample_rate == 0) fail(E_FORMAT, "sample_rate 0 (§4.2)");
+        if (channels == 0) fail(E_FORMAT, "channels 0 (§4.2)");
+        if (bps < 1 || bps > 32) fail(E_FORMAT, "bits_per_sample %d (§4.2)", bps);
+        lossy = body[6] & 1;
+        frame_length = (uint32_t)be(body + 8, 4);
+        if (frame_length < 1 || frame_length > 65535) fail(E_FORMAT, "frame_length %u (§4.2)", frame_length);
+        total_samples = be(body + 12, 8);
+        channel_mask = (uint32_t)be(body + 20, 4);
+        memcpy(pcm_md5, body + 24, 16);
+        break;
+    case 2: {
+        if (len < 4) fail(E_FORMAT, "SEEKTABLE too short (§4.4)");
+        uint64_t cnt = be(body, 4);
+        if (len != 4 + 16 * cnt) fail(E_FORMAT, "SEEKTABLE length %zu does not match count %llu (§4.4)", len,
+                                      (unsigned long long)cnt);
+        break;
+    }
+    case 3: {
+        size_t q = 0;
+        if (len < 4) fail(E_FORMAT, "TAGS too short (§4.5)");
+        uint64_t vl = be(body, 4);
+        q = 4;
+        if (vl > len - q) fail(E_FORMAT, "TAGS vendor runs past the block (§4.5)");
+        if (!utf8_valid(body + q, (size_t)vl)) fail(E_FORMAT, "TAGS vendor is not UTF-8 (§4.5)");
+        q += (size_t)vl;
+        if (len - q < 4) fail(E_FORMAT, "TAGS count runs past the block (§4.5)");
+        uint64_t cnt = be(body + q, 4);
+        q += 4;
+        for (uint64_t i = 0; i < cnt; i++) {
+            if (len - q < 4) fail(E_FORMAT, "TAGS comment runs past the block (§4.5)");
+            uint64_t cl = be(body + q, 4);
+            q += 4;
+            if (cl > len - q) fail(E_FORMAT, "TAGS comment runs past the block (§4.5)");
+            if (!utf8_valid(body + q, (size_t)cl)) fail(E_FORMAT, "TAGS comment is not UTF-8 (§4.5)");
+            if (!memchr(body + q, '=', (size_t)cl)) fail(E_FORMAT, "TAGS comment without '=' (§4.5)");
+            if (body[q] == '=') fail(E_FORMAT, "TAGS comment with an empty key (§4.5)");
+            q += (size_t)cl;
+        }
+        if (q != len) fail(E_FORMAT, "TAGS block has %zu bytes left over (§4.5)", len - q);
+        break;
+    }
+    case 4:
+        if (len < 33 || len > 288) fail(E_FORMAT, "MODEL_REF length %zu not 33..288 (§4.6)", len);
+        if (32 + 1 + (size_t)body[32] != len) fail(E_FORMAT, "MODEL_REF length does not match its name (§4.6)");
+        if (!utf8_valid(body + 33, body[32])) fail(E_FORMAT, "MODEL_REF name is not UTF-8 (§4.6)");
+        memcpy(ref_sha, body, 32);
+        memcpy(ref_name, body + 33, body[32]);
+        ref_name[body[32]] = 0;
+        have_ref = 1;
+        break;
+    case 5:
+        mdata = body;
+        mdata_len = len;
+        have_data = 1;
+        break;
+    default:
+        break;
+    }
+}
+
 /* ---------------- output ---------------- */
 static md5_ctx md5;
 static uint64_t data_bytes;
@@ -539,9 +612,15 @@ int main(int argc, char **argv)
     if (fsize < 10) fail(E_TRUNCATED, "stream ends inside the version (§3.2)");
     if (buf[8] != 1) fail(E_UNSUPPORTED, "unsupported major version %d (§3.2)", buf[8]);
     size_t pos = 10;
+    /* §3.2, §4.1: from version_minor 5 on, METADATA_CRC is required and guards the content
+     * checks of every block (they wait until it has been checked) */
+    int protected_stream = buf[9] >= 5, met_crc = 0;
+    struct { int type; const uint8_t *body; size_t len; } *blocks = NULL;
+    size_t max_blocks = 0;
 
     /* §4 */
-    int nblocks = 0, seen[6] = {0};
+    size_t nblocks = 0;
+    int seen[7] = {0};
     for (;;) {
         if (fsize - pos < 4) fail(E_TRUNCATED, "stream ends inside a metadata block header (§4.1)");
         uint32_t hdr = (uint32_t)be(buf + pos, 4);
@@ -550,7 +629,7 @@ int main(int argc, char **argv)
         pos += 4;
         if (type == 127) fail(E_FORMAT, "forbidden metadata block type 127 (§4.1)");
         if (nblocks == 0 && type != 0) fail(E_FORMAT, "first metadata block is not STREAMINFO (§4.1)");
-        if (type <= 5) {
+        if (type <= 6) {
             if (seen[type] && type != 1)
                 fail(E_FORMAT, "metadata block type %d appears more than once (§4)", type);
             seen[type] = 1;
@@ -560,78 +639,36 @@ int main(int argc, char **argv)
         if (type == 2 && (len < 4 || (len - 4) % 16)) fail(E_FORMAT, "SEEKTABLE length %zu is not 4 + 16k (§4.4)", len);
         if (type == 3 && len < 8) fail(E_FORMAT, "TAGS length %zu is below 8 (§4.5)", len);
         if (type == 4 && (len < 33 || len > 288)) fail(E_FORMAT, "MODEL_REF length %zu not 33..288 (§4.6)", len);
+        if (type == 6 && !is_last) fail(E_FORMAT, "METADATA_CRC is not the last metadata block (§4.7)");
+        if (type == 6 && len != 4) fail(E_FORMAT, "METADATA_CRC length %zu, not 4 (§4.7)", len);
         if (len > fsize - pos) fail(E_TRUNCATED, "metadata block of %zu bytes runs past the end of the file (§4.1)", len);
         const uint8_t *body = buf + pos;
-        switch (type) {
-        case 0:
-            if (len != 40) fail(E_FORMAT, "STREAMINFO length %zu, not 40 (§4.2)", len);
-            sample_rate = (uint32_t)be(body, 4);
-            channels = body[4];
-            bps = body[5];
-            /* §4.2: flags and reserved before the other fields */
-            if (body[6] & 0xFE) fail(E_UNSUPPORTED, "reserved STREAMINFO flag bits 0x%02x (§4.2)", body[6]);
-            if (body[7]) fail(E_UNSUPPORTED, "STREAMINFO reserved byte is %d (§4.2)", body[7]);
-            if (sample_rate == 0) fail(E_FORMAT, "sample_rate 0 (§4.2)");
-            if (channels == 0) fail(E_FORMAT, "channels 0 (§4.2)");
-            if (bps < 1 || bps > 32) fail(E_FORMAT, "bits_per_sample %d (§4.2)", bps);
-            lossy = body[6] & 1;
-            frame_length = (uint32_t)be(body + 8, 4);
-            if (frame_length < 1 || frame_length > 65535) fail(E_FORMAT, "frame_length %u (§4.2)", frame_length);
-            total_samples = be(body + 12, 8);
-            channel_mask = (uint32_t)be(body + 20, 4);
-            memcpy(pcm_md5, body + 24, 16);
-            break;
-        case 2: {
-            if (len < 4) fail(E_FORMAT, "SEEKTABLE too short (§4.4)");
-            uint64_t cnt = be(body, 4);
-            if (len != 4 + 16 * cnt) fail(E_FORMAT, "SEEKTABLE length %zu does not match count %llu (§4.4)", len,
-                                          (unsigned long long)cnt);
-            break;
+        if (type == 6) {
+            /* §4.7: the CRC-32 of every byte before this field, checked whatever the version */
+            uint32_t want = (uint32_t)be(body, 4), got = crc32(buf, pos);
+            if (got != want) fail(E_INTEGRITY, "METADATA_CRC mismatch: stored %08x, computed %08x (§4.7)", want, got);
+            met_crc = 1;
         }
-        case 3: {
-            size_t q = 0;
-            if (len < 4) fail(E_FORMAT, "TAGS too short (§4.5)");
-            uint64_t vl = be(body, 4);
-            q = 4;
-            if (vl > len - q) fail(E_FORMAT, "TAGS vendor runs past the block (§4.5)");
-            if (!utf8_valid(body + q, (size_t)vl)) fail(E_FORMAT, "TAGS vendor is not UTF-8 (§4.5)");
-            q += (size_t)vl;
-            if (len - q < 4) fail(E_FORMAT, "TAGS count runs past the block (§4.5)");
-            uint64_t cnt = be(body + q, 4);
-            q += 4;
-            for (uint64_t i = 0; i < cnt; i++) {
-                if (len - q < 4) fail(E_FORMAT, "TAGS comment runs past the block (§4.5)");
-                uint64_t cl = be(body + q, 4);
-                q += 4;
-                if (cl > len - q) fail(E_FORMAT, "TAGS comment runs past the block (§4.5)");
-                if (!utf8_valid(body + q, (size_t)cl)) fail(E_FORMAT, "TAGS comment is not UTF-8 (§4.5)");
-                if (!memchr(body + q, '=', (size_t)cl)) fail(E_FORMAT, "TAGS comment without '=' (§4.5)");
-                if (body[q] == '=') fail(E_FORMAT, "TAGS comment with an empty key (§4.5)");
-                q += (size_t)cl;
+        if (!protected_stream) block_content(type, body, len);
+        else {
+            if (nblocks == max_blocks) {
+                max_blocks = max_blocks ? 2 * max_blocks : 16;
+                blocks = realloc(blocks, max_blocks * sizeof *blocks);
+                if (!blocks) fail(E_FORMAT, "out of memory");
             }
-            if (q != len) fail(E_FORMAT, "TAGS block has %zu bytes left over (§4.5)", len - q);
-            break;
-        }
-        case 4:
-            if (len < 33 || len > 288) fail(E_FORMAT, "MODEL_REF length %zu not 33..288 (§4.6)", len);
-            if (32 + 1 + (size_t)body[32] != len) fail(E_FORMAT, "MODEL_REF length does not match its name (§4.6)");
-            if (!utf8_valid(body + 33, body[32])) fail(E_FORMAT, "MODEL_REF name is not UTF-8 (§4.6)");
-            memcpy(ref_sha, body, 32);
-            memcpy(ref_name, body + 33, body[32]);
-            ref_name[body[32]] = 0;
-            have_ref = 1;
-            break;
-        case 5:
-            mdata = body;
-            mdata_len = len;
-            have_data = 1;
-            break;
-        default:
-            break;
+            blocks[nblocks].type = type;
+            blocks[nblocks].body = body;
+            blocks[nblocks].len = len;
         }
         pos += len;
         nblocks++;
         if (is_last) break;
+    }
+    if (protected_stream) {
+        /* §4.1: a damaged block_type or is_last */
+        if (!met_crc) fail(E_INTEGRITY, "version 1.%d stream whose metadata ends without METADATA_CRC (§4.1)", buf[9]);
+        for (size_t i = 0; i < nblocks; i++) block_content(blocks[i].type, blocks[i].body, blocks[i].len);
+        free(blocks);
     }
 
     /* output file */
@@ -647,6 +684,7 @@ int main(int argc, char **argv)
     /* §5 frames */
     int known = total_samples != UINT64_MAX;
     uint64_t decoded = 0, k = 0;
+    int after_last = 0;
     size_t maxpay = (size_t)channels * (16 + ((size_t)frame_length * 33 + 7) / 8);
     sub_t *subs = calloc((size_t)channels, sizeof(sub_t));
     size_t alloc_n = 0;
@@ -659,7 +697,19 @@ int main(int argc, char **argv)
             }
             if (pos == fsize) fail(E_TRUNCATED, "stream ends after %llu of %llu samples (§5.2)",
                                    (unsigned long long)decoded, (unsigned long long)total_samples);
-        } else if (pos == fsize) break;
+        } else if (after_last) {
+            /* §5.2: a LAST frame ends a stream of unknown length */
+            if (pos != fsize) fail(E_FORMAT, "%zu bytes after the LAST frame (§5.2)", fsize - pos);
+            break;
+        } else if (pos == fsize) {
+            /* §5.2: from version 1.5 on, an unknown-length stream ends with a LAST frame */
+            if (protected_stream && k == 0)
+                fail(E_TRUNCATED, "stream of unknown length ends after its metadata, with no LAST frame (§5.2)");
+            if (protected_stream)
+                fail(E_TRUNCATED, "stream of unknown length ends after frame %llu, which is not LAST (§5.2)",
+                     (unsigned long long)(k - 1));
+            break;
+        }
         if (fsize - pos < 14) fail(E_TRUNCATED, "stream ends inside a frame header (§5.1)");
         const uint8_t *h = buf + pos;
         if (be(h, 2) != 0xFFF9) fail(E_FORMAT, "frame %llu: bad sync (§5.1)", (unsigned long long)k);
@@ -675,9 +725,11 @@ int main(int argc, char **argv)
                                           (unsigned long long)k, n, (unsigned long long)want);
         } else if (n < 1 || (uint32_t)n > frame_length)
             fail(E_FORMAT, "frame %llu: sample_count %d out of 1..%u (§5.2)", (unsigned long long)k, n, frame_length);
-        int mode = h[8];
+        int mode = h[8] & 0x7F, last = h[8] >> 7;
         if (mode > 3) fail(E_UNSUPPORTED, "reserved channel_mode %d (§5.1)", mode);
         if (mode && channels < 2) fail(E_FORMAT, "channel_mode %d with one channel (§5.1)", mode);
+        if (last && known) fail(E_FORMAT, "frame %llu: LAST flag in a stream of known length (§5.2)",
+                                (unsigned long long)k);
         uint64_t plen = be(h + 9, 4);
         if (plen > maxpay) fail(E_LIMIT, "payload_length %llu above the limit %zu (§5.1)", (unsigned long long)plen, maxpay);
         if (plen + 4 > fsize - pos - 14) fail(E_TRUNCATED, "stream ends inside frame %llu (§5.2)", (unsigned long long)k);
@@ -740,6 +792,7 @@ int main(int argc, char **argv)
         decoded += (uint64_t)n;
         pos += 14 + (size_t)plen + 4;
         k++;
+        after_last = last;
     }
     uint8_t dig[16], zero[16] = {0};
     md5_final(&md5, dig);

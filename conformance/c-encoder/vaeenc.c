@@ -1,4 +1,4 @@
-/* vaeenc: minimal .vae (v1.4) encoder written from spec/vae-format.md alone.
+/* vaeenc: minimal .vae (v1.5) encoder written from spec/vae-format.md alone.
  * Build: cc -std=c11 -O2 -Wall -Wextra -o vaeenc vaeenc.c
  * Usage: vaeenc IN.wav OUT.vae
  */
@@ -405,11 +405,14 @@ int main(int argc, char **argv)
     g_tmpname = tmpname;
     buf_t hb = {0};
     static const uint8_t sig[8] = {0x89, 'V', 'A', 'E', 0x0D, 0x0A, 0x1A, 0x0A};
-    bputn(&hb, sig, 8); bput(&hb, 1); bput(&hb, 4);
-    bput_be(&hb, 0x80000000u | 40u, 4);   /* is_last, STREAMINFO, 40 */
+    bputn(&hb, sig, 8); bput(&hb, 1); bput(&hb, 5);
+    bput_be(&hb, 40u, 4);                 /* STREAMINFO, 40 */
     bput_be(&hb, rate, 4); bput(&hb, (uint8_t)nch); bput(&hb, (uint8_t)bits); bput(&hb, 0); bput(&hb, 0);
     bput_be(&hb, FRAME_LENGTH, 4); bput_be(&hb, total, 8); bput_be(&hb, mask, 4);
     bputn(&hb, digest, 16);
+    /* §4.7: METADATA_CRC, the last block: the CRC-32 of every byte before its field */
+    bput_be(&hb, 0x80000000u | (6u << 24) | 4u, 4);  /* is_last, METADATA_CRC, 4 */
+    bput_be(&hb, crc32(hb.p, hb.n), 4);
     if (fwrite(hb.p, 1, hb.n, g_out) != hb.n) die("write error");
 
     int64_t *x = malloc(FRAME_LENGTH * sizeof(int64_t));

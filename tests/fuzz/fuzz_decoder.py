@@ -10,8 +10,9 @@ Inputs are small valid streams (``seeds/*.vae``, rebuilt with ``--make-seeds``) 
 1–4 stacked mutations: bit flips, byte sets, "interesting" integers written over 1/2/4/8-byte
 fields (lengths, counts, sizes), STREAMINFO field edits, truncation, inserted/deleted/duplicated
 byte runs, frames spliced in from other seeds, random tails, whole random inputs, zeroed MD5 —
-and, for half of the cases, the frame CRCs recomputed afterwards so that mutations reach the
-subframe decoder instead of stopping at CRC-8/CRC-32.
+and, for half of the cases, the metadata CRC and the frame CRCs recomputed afterwards so that
+mutations reach the block parsers and the subframe decoder instead of stopping at
+METADATA_CRC, CRC-8 or CRC-32.
 
 Each input goes through three paths: ``vaelac.decode`` (strict), ``StreamDecoder(...,
 keep_going=True)`` read to the end, and the ``vaelac info --frames --frames`` code
@@ -44,6 +45,8 @@ import time
 import traceback
 import zlib
 from pathlib import Path
+
+from vaelac.stream_head import reseal
 
 HERE = Path(__file__).resolve().parent
 SEED_DIR = HERE / "seeds"
@@ -196,12 +199,12 @@ def make_seeds(out_dir: Path = SEED_DIR) -> list[Path]:
     head = bytearray(base[:streaminfo_end])
     head[10] &= 0x7F  # STREAMINFO is not the last block any more
     extra = [(1, bytes(6)), (4, g.ModelRef.build(dict(sha256=bytes(range(32)), name="m"))),
-             (5, b"model bytes"), (42, b"reserved")]
+             (5, b"model bytes"), (42, b"reserved"), (6, bytes(4))]  # 6: METADATA_CRC, last
     body = b""
     for i, (kind, payload) in enumerate(extra):
         body += g.BlockHeader.build(dict(is_last=int(i == len(extra) - 1), block_type=kind,
                                          length=len(payload))) + payload
-    data = bytes(head) + body + base[first:]
+    data = reseal(bytes(head) + body + base[first:])
     vaelac.decode(data)
     (out_dir / "blocks_model_padding.vae").write_bytes(data)
     return sorted(out_dir.glob("*.vae"))
@@ -243,7 +246,9 @@ def frame_spans(data) -> list[tuple[int, int]]:
 
 
 def fix_crcs(data: bytearray) -> None:
-    """Recompute the CRC-8 and CRC-32 of every frame found where frames are expected."""
+    """Recompute the metadata's CRC-32 (§4.7) and the CRC-8 and CRC-32 of every frame found
+    where frames are expected."""
+    data[:] = reseal(bytes(data))
     for start, end in frame_spans(data):
         data[start + 13] = crc8(data[start:start + 13])
         if end - start >= 18 and end == start + 18 + int.from_bytes(data[start + 9:start + 13],

@@ -30,7 +30,7 @@ def measure(corpus: Path, levels: list[int]) -> list[dict]:
             t0 = time.perf_counter()
             data = vaelac.encode(pcm, fmt.sample_rate, bits=fmt.bits_per_sample, level=level)
             t1 = time.perf_counter()
-            decoded, _ = vaelac.decode(data)
+            decoded, _ = vaelac.decode(data, always_2d=True)
             t2 = time.perf_counter()
             assert (decoded == pcm).all(), (path.name, level)
             rows.append(dict(file=path.name, category=manifest[path.name]["category"],
