@@ -287,6 +287,7 @@ def _rewrite_header(encoded: bytes, shape, total_samples=None) -> bytes:
     import zlib
 
     from vaelac.spec import container
+    from vaelac.stream_head import reseal
 
     dtype, fortran, _, lengths, start = _chunk.parse_header(encoded)
     stream = encoded[start:]
@@ -296,7 +297,7 @@ def _rewrite_header(encoded: bytes, shape, total_samples=None) -> bytes:
         body = container.StreamInfo.parse(stream[offset + 4:offset + 4 + length])
         body.total_samples = total_samples
         new = container.StreamInfo.build(body)
-        stream = stream[:offset + 4] + new + stream[offset + 4 + length:]
+        stream = reseal(stream[:offset + 4] + new + stream[offset + 4 + length:])  # §4.7
     head = _chunk._FIXED.pack(b"VAEZ", 1, dtype.str.encode(), int(fortran), len(shape),
                               len(lengths))
     head += struct.pack(f"<{len(shape)}Q", *shape)
