@@ -23,7 +23,7 @@ import numpy as np
 from ._kit import crc8, pcm_md5, signal
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
-LEGACY = "legacy-1.4"
+LEGACY = "legacy_1_4"
 
 
 class _Pipe(io.RawIOBase):

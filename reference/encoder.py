@@ -666,6 +666,9 @@ class StreamEncoder:
     is seekable, the header is patched on :meth:`close` (with the PCM MD5). A non-seekable
     output with unknown length gets the unknown-length value and an all-zero MD5 (§4.2).
 
+    A SEEKTABLE (§4.4) gets a point every ``seek_interval_seconds`` when the output is seekable
+    and the length known; ``seek_interval_seconds=None`` writes none.
+
     A model a decoder cannot know (not shipped with vaelac) is embedded (MODEL_DATA, §8.1)
     only if a subframe uses it; its MODEL_REF is always written. Until a frame uses the model,
     the frames wait in a temporary file (in memory up to 2 MiB), so a pipe receives nothing
@@ -677,7 +680,7 @@ class StreamEncoder:
                  *, level: int = DEFAULT_LEVEL, total_samples: int | None = None,
                  channel_mask: int = 0, tags: dict[str, str] | list[tuple[str, str]] | None = None,
                  frame_length: int | None = None, vendor: str = _VENDOR,
-                 seek_interval_seconds: float = 10.0, model: Model | str | None = "default",
+                 seek_interval_seconds: float | None = 10.0, model: Model | str | None = "default",
                  embed_model: bool | None = None, lossy: Model | str | None = None):
         _check_format(sample_rate, channels, bits_per_sample)
         self.lossy = resolve_model(lossy, ModelKind.LOSSY) if lossy is not None else None
@@ -736,7 +739,8 @@ class StreamEncoder:
         self._frames_per_seek_point = 0
         self._frames_bytes = 0
         seek_entries = 0
-        if total_samples is not None and self._seekable and total_samples > 0:
+        if (seek_interval_seconds and total_samples is not None and self._seekable
+                and total_samples > 0):
             self._frames_per_seek_point = max(
                 1, int(seek_interval_seconds * sample_rate) // self.frame_length)
             frames = -(-total_samples // self.frame_length)

@@ -50,7 +50,7 @@ def test_a_14_stream_is_reported_as_unprotected():
     """The 1.4 vectors still decode, and the tools say their metadata is not covered."""
     import subprocess
 
-    vector = Path(__file__).resolve().parents[1] / "conformance/vectors/legacy-1.4/rate_8000.vae"
+    vector = Path(__file__).resolve().parents[1] / "conformance/vectors/legacy_1_4/rate_8000.vae"
     if not vector.exists():
         pytest.skip("no 1.4 vector kept")
     pcm, info = vaelac.decode(vector.read_bytes())
