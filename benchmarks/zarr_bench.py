@@ -15,7 +15,7 @@ Codecs: ``Vae(level)`` for each of ``--levels`` and ``Vae(level, model=None)`` (
 fastest to decode) for each of ``--plain-levels``; ``WavPack(level=1..4)`` of wavpack-numcodecs;
 ``Flac(level=5, 8)`` of flac-numcodecs (int16 only: its other chunks are counted apart); and
 numcodecs' ``Blosc(zstd, clevel 5, byte shuffle)`` after a ``Delta`` filter. A codec whose
-package is missing is left out with a note (``pip install vaelac[zarr] wavpack-numcodecs
+package is missing is left out with a note (``python -m pip install ".[zarr]" wavpack-numcodecs
 flac-numcodecs``; wavpack-numcodecs builds against libwavpack: ``apt-get install
 libwavpack-dev``).
 

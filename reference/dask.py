@@ -28,6 +28,7 @@ from dask.base import tokenize
 from vaelac._atomic import atomic_output
 from vaelac.decoder import StreamDecoder
 from vaelac.encoder import DEFAULT_LEVEL, StreamEncoder
+from vaelac.spec.errors import MissingDependencyError
 from vaelac.spec.errors import EncodeError, VaeError
 
 __all__ = ["from_vae", "to_vae"]
@@ -122,7 +123,8 @@ def _sources(path_or_paths, storage_options: dict | None) -> list[_Source]:
         import fsspec
     except ImportError:
         if any("://" in p or "*" in p for p in paths):
-            raise ImportError("URLs and globs need fsspec: pip install vaelac[dask]") from None
+            raise MissingDependencyError("URLs and globs need fsspec: python -m pip install "
+                                         "'.[dask]' in a clone of vaelac") from None
         return [_Source(p) for p in paths]
     files = []
     for path in paths:  # one at a time: the list may mix protocols

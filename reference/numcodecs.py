@@ -1,4 +1,4 @@
-"""vaelac as a numcodecs codec, for chunked integer recordings in zarr (``pip install vaelac[zarr]``).
+"""vaelac as a numcodecs codec, for chunked integer recordings in zarr (``python -m pip install ".[zarr]"`` in a clone).
 
 Two classes, one chunk format (the container of ``vaelac._chunk``: each chunk one or more
 `.vae` streams, 255 channels each at most, behind a 12-byte header, its shape and a CRC-32):
