@@ -178,11 +178,16 @@ def _as_pcm(data: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
         return data, bits
     if data.dtype.kind not in "iu":
         raise EncodeError(f"data must be integer or float PCM, got dtype {data.dtype}")
-    if bits is None:
-        bits = 8 * data.dtype.itemsize
-        if data.dtype.kind == "u" or bits > 32:
-            raise EncodeError(f"give bits= for dtype {data.dtype}")
-    return data, bits
+    return data, integer_bits(data.dtype) if bits is None else bits
+
+
+def integer_bits(dtype: np.dtype) -> int:
+    """The bit depth an integer dtype stands for when no ``bits=`` is given: its width, for
+    signed dtypes of at most 32 bits (an unsigned one must say its depth)."""
+    bits = 8 * dtype.itemsize
+    if dtype.kind == "u" or bits > 32:
+        raise EncodeError(f"give bits= for dtype {dtype}")
+    return bits
 
 
 def write(file: FileLike, data: np.ndarray, samplerate: int, *, bits: int | None = None,

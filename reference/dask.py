@@ -26,6 +26,7 @@ import dask.array as da
 from dask.base import tokenize
 
 from vaelac._atomic import atomic_output
+from vaelac.api import integer_bits
 from vaelac.decoder import StreamDecoder
 from vaelac.encoder import DEFAULT_LEVEL, StreamEncoder
 from vaelac.spec.errors import MissingDependencyError
@@ -249,9 +250,7 @@ def to_vae(array, path, rate: int, *, level: int = DEFAULT_LEVEL, bits: int | No
     if arr.dtype.kind not in "iu":
         raise EncodeError(f"to_vae writes integer PCM, not {arr.dtype} (scale floats first)")
     if bits is None:
-        bits = 8 * arr.dtype.itemsize
-        if arr.dtype.kind == "u" or bits > 32:
-            raise EncodeError(f"give bits= for dtype {arr.dtype}")
+        bits = integer_bits(arr.dtype)
     if any(np.isnan(c) for c in arr.chunks[0]):
         arr = arr.compute_chunk_sizes()
     arr = arr.rechunk({1: -1})
