@@ -441,11 +441,11 @@ def build_vectors():
               "IntegrityError")
     silent = _kernels_rc_encode_zeros(512)
 
-    def twice_in_payload(subframe_type, **body):
-        """A subframe of 512 zero residuals with these body fields, twice in a frame's
-        payload."""
+    def twice_in_payload(subframe_type, data=silent, **body):
+        """A subframe with these body fields and coded ``data`` (512 zero residuals unless
+        given), twice in a frame's payload."""
         sub = g.Subframe.build(dict(subframe_type=subframe_type, wasted_bits=0, body=dict(
-            **body, data_length=len(silent), data=silent)))
+            **body, data_length=len(data), data=data)))
         return _edit_frame(base, lambda f: _with_payload(f, sub + sub))
 
     def stage_subframe(subframe_type, stages, **mixer):
@@ -504,7 +504,7 @@ def build_vectors():
 
 def _protection_vectors(ok, bad, base, seed):
     """Version 1.5's checks: METADATA_CRC (§4.7) and the LAST frame (§5.2)."""
-    from vaelac.spec import container as g
+    from vaelac.stream_head import reseal
 
     flipped = bytearray(base)
     flipped[14] ^= 0x01  # STREAMINFO's sample_rate: what 1.4 decoded at the wrong speed
@@ -528,7 +528,7 @@ def _protection_vectors(ok, bad, base, seed):
     streamed = _encode(signal("walk", 1500, 2, 16, next(seed)), 44100, 16, frame_length=512,
                        streaming=True)
     before, first, rest = _first_frame(streamed)
-    assert rest and not first[8] & 0x80 and rest[-4 - 14 - 1] is not None
+    assert rest and not first[8] & 0x80  # more frames follow a first frame without LAST
     yield bad("data_after_last", "frames after a LAST frame (unknown length)", "§5.2",
               _edit_frame(streamed, lambda f: f[:8] + bytes([f[8] | 0x80]) + f[9:]),
               "FormatError")
@@ -540,7 +540,6 @@ def _protection_vectors(ok, bad, base, seed):
         "uncommon", "version_minor_9", "version_minor 9: a later minor version's stream that "
         "uses nothing new", "§3.2", signal("walk", 800, 1, 16, next(seed)), 44100, 16)
     stream = stream[:9] + b"\x09" + stream[10:]
-    from vaelac.stream_head import reseal
     yield category, name, reseal(stream), entry
 
 
@@ -584,12 +583,9 @@ def _coded_data_vectors(bad, base, twice_in_payload, silent):
     from vaelac import _pykernels
     from vaelac.spec import container as g
 
-    predicted = dict(order=1, coef_bits=1, shift=0, initial_mean_log2=0, coefs=b"\0")
-
-    def with_data(data):
-        sub = g.Subframe.build(dict(subframe_type=2, wasted_bits=0, body=dict(
-            **predicted, data_length=len(data), data=data)))
-        return _edit_frame(base, lambda f: _with_payload(f, sub + sub))
+    def with_data(data):  # PREDICTED subframes of order 1
+        return twice_in_payload(2, data, order=1, coef_bits=1, shift=0, initial_mean_log2=0,
+                                coefs=b"\0")
 
     yield bad("rc_leftover_bytes", "a PREDICTED subframe's coded data with a byte left over",
               "§7.5", with_data(silent + b"\0"), "FormatError")

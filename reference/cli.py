@@ -255,7 +255,8 @@ def _info_one(src: str, args) -> str:
                  f"{'unknown' if info.total_samples is None else info.total_samples}",
                  f"  pcm_md5          {info.pcm_md5.hex() if info.pcm_md5 else 'unknown'}",
                  f"  lossy            {'yes' if info.lossy else 'no'}",
-                 f"  metadata check   {'CRC-32 (METADATA_CRC)' if info.metadata_protected else _UNPROTECTED}"]
+                 f"  metadata check   "
+                 f"{'CRC-32 (METADATA_CRC)' if info.metadata_protected else 'none: ' + _UNPROTECTED}"]
         for name, offset, length in info.blocks:
             lines.append(f"  block {name:<11} at byte {offset}, {length} bytes")
         for key, value in info.tags:
@@ -284,12 +285,12 @@ def _info_one(src: str, args) -> str:
         return "\n".join(lines)
 
 
-_UNPROTECTED = "none: metadata unprotected (a format before 1.5)"
+_UNPROTECTED = "metadata unprotected (a format before 1.5)"
 
 
 def _unprotected(info) -> str:
     """What a summary line says of a stream whose metadata no CRC covers (§3.2)."""
-    return "" if info.metadata_protected else ", " + _UNPROTECTED.split(": ", 1)[1]
+    return "" if info.metadata_protected else ", " + _UNPROTECTED
 
 
 def _names(counts: dict, enum_name: str) -> str:

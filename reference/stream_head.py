@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import construct
 
+from .checksum import crc32
 from .model import Model, find_model
 from .spec import container as grammar
 from .spec.constants import (FORBIDDEN_BLOCK_TYPE, MAX_BITS_PER_SAMPLE, MAX_FRAME_LENGTH,
@@ -151,9 +151,10 @@ def read_head(r: Reader) -> StreamHead:
             r.skip(length, f"metadata block type {kind}")
         else:
             body = r.read(length, f"metadata block type {kind}")
-            contents.append((kind, body, body_offset))
-            if not protected:
-                parts.take(*contents.pop())
+            if protected:
+                contents.append((kind, body, body_offset))
+            else:
+                parts.take(kind, body, body_offset)
         parts.blocks.append((name, offset, length))
         index += 1
         if block_header.is_last:
@@ -377,7 +378,7 @@ class Reader:
         if self.recording is not None:
             self.recording += out
         if self.crc is not None:
-            self.crc = zlib.crc32(out, self.crc)
+            self.crc = crc32(out, self.crc)
         self.offset += len(out)
         return bytes(out)
 
@@ -452,7 +453,7 @@ def reseal(stream: bytes) -> bytes:
     while at + 4 <= len(stream):
         header = grammar.BlockHeader.parse(stream[at:at + 4])
         if header.block_type == BlockType.METADATA_CRC:
-            crc = zlib.crc32(stream[:at + 4]).to_bytes(METADATA_CRC_LENGTH, "big")
+            crc = crc32(stream[:at + 4]).to_bytes(METADATA_CRC_LENGTH, "big")
             return stream[:at + 4] + crc + stream[at + 4 + METADATA_CRC_LENGTH:]
         if header.is_last:
             break
