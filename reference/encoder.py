@@ -6,14 +6,14 @@ stream says. Output is built through the ``construct`` grammar in :mod:`vaelac.s
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
 import numpy as np
@@ -53,11 +53,12 @@ class LpcSearch:
 class Level:
     """Encoder effort preset (like flac -0…-8). Only the encoder reads it.
 
-    Levels are nested so that a level never codes a frame larger than the level below it
-    with the same frame length (issue 7): each level's ``searches`` are the level below's
-    plus its own (the encoder keeps the smallest of their union, by the coder's exact
-    information count), its stage sets the level below's plus its own, and the estimates
-    that rank orders and choose the channel mode do not depend on the level."""
+    Levels nest by construction (issue 19; README "Levels"): within a family (0-4 and 5-8),
+    each level's ``searches``, stage sets and ``ols`` extend the level below's, the estimates
+    that rank orders and choose the channel mode do not depend on the level, and a frame is
+    the smallest, in bytes, of the frames every level of the family up to this one would code
+    (_encode_subframes); levels 5-8 also encode level 4's whole stream and keep it if smaller
+    (StreamEncoder)."""
 
     searches: tuple[LpcSearch, ...]
     windows: tuple[str, ...]
@@ -115,7 +116,7 @@ class CascadeConfig:
                     stages=[dict(taps=t, shift=h, step=p, rule=int(r))
                             for t, h, p, r in self.stages], **mixer)
 
-    @cached_property
+    @functools.cached_property
     def extra_bytes(self) -> int:
         """What a (MIXED_)CASCADE body holds beyond a PREDICTED one (§5.4's grammar)."""
         predictor = dict(order=0, coef_bits=0, shift=0, initial_mean_log2=0, coefs=b"",
@@ -237,6 +238,11 @@ LEVELS: dict[int, Level] = {
                       ols=(_OLS_LONG,)),
 }
 DEFAULT_LEVEL = 5
+# The highest level of the plain family (0-4), whose whole stream levels 5-8 also encode.
+_PLAIN_TOP = 4
+# The levels as shipped (a tool such as the vector generator may add its own to LEVELS: they
+# nest with none of these).
+_SHIPPED_LEVELS = tuple(LEVELS.values())
 
 
 def default_frame_length(sample_rate: int) -> int:
@@ -297,6 +303,8 @@ class _ChannelAnalysis:
         self.width = bits - self.wasted
         self.candidates: list[tuple[float, int, str]] = []  # (estimate, order, window)
         self._bests: list[_Predicted] | None = None  # predicted_bests(), once
+        self.best_tiers: list[int] = []
+        self._memo: dict[int, tuple[np.ndarray | None, dict]] = {}  # _options' per cross input
         self.est_bits = 0.0
         if self.constant or n < 2:
             self.est_bits = 64.0 if self.constant else n * self.width
@@ -333,7 +341,8 @@ class _ChannelAnalysis:
         coded."""
         x = self.xs
         best, bests, seen = None, [], set()
-        for search in self.level.searches:
+        self.best_tiers: list[int] = []  # the index of the search after which each of bests won
+        for tier, search in enumerate(self.level.searches):
             eligible = [c for c in self.candidates if c[1] <= search.max_order]
             for _, order, win in eligible[: search.tried_orders]:
                 for precision in search.precisions:
@@ -354,27 +363,31 @@ class _ChannelAnalysis:
                         best = candidate
             if best is not None and (not bests or bests[-1] is not best):
                 bests.append(best)
+                self.best_tiers.append(tier)
         return bests
 
     def encode(self, model: Model | None = None, cross: np.ndarray | None = None,
                previous: "_ChannelAnalysis | None" = None, ols: tuple["OlsConfig", ...] = (),
-               plain: tuple[bytes, np.ndarray | None] | None = None
-               ) -> tuple[bytes, np.ndarray | None]:
+               plain: tuple[bytes, np.ndarray | None] | None = None,
+               level: Level | None = None) -> tuple[bytes, np.ndarray | None]:
         """The smallest subframe: CONSTANT, VERBATIM, PREDICTED, (with a model)
         MODEL_PREDICTED with the same predictor (§5.4, §8.4), (MIXED_)CASCADE with the level's
         stage sets, or OLS_CASCADE with ``ols`` (§6.6; ``previous`` is the frame's previous
         coded channel); and the next subframe's ``cross`` input (§6.4, §8.3): its LPC or
         least-squares residual, None if it is not predicted. With ``plain`` (that subframe and
-        its residual, coded without ``ols``), only the OLS_CASCADE options are tried against it."""
+        its residual, coded without ``ols``), only the OLS_CASCADE options are tried against it.
+        With ``level`` (one nested below this analysis's, see _nested_levels), the options
+        that level would have: the searches it has, its stage sets."""
         x = self.xs
         if len(self.x) == 0:
             return _verbatim_subframe(self.x, self.bits, 0), None
         if self.constant:
             return _constant_subframe(int(self.x[0])), None
-        bests = self._predicted_bests()
+        level = level or self.level
+        bests = self._bests_for(level)
         if not bests:
             return _verbatim_subframe(x, self.width, self.wasted), None
-        options = [] if plain is not None else self._options(bests, model, cross)
+        options = [] if plain is not None else self._options(bests, model, cross, level)
         options += [option for config in ols
                     if (option := self._ols_option(config, cross, previous)) is not None]
         chosen = _smallest(options, self._build)
@@ -388,34 +401,55 @@ class _ChannelAnalysis:
 
     def _predicted_bests(self) -> "list[_Predicted]":
         if self._bests is None:
+            self.best_tiers = []
             self._bests = self.predicted_bests() if len(self.xs) >= 2 else []
+            if len(self.best_tiers) != len(self._bests):  # predicted_bests replaced (tests)
+                self.best_tiers = list(range(len(self._bests)))
         return self._bests
 
+    def _bests_for(self, level: Level) -> "list[_Predicted]":
+        """predicted_bests as ``level`` finds them: those won by its searches, a prefix of this
+        analysis's level's (see Level)."""
+        bests = self._predicted_bests()
+        searches = len(level.searches)
+        return [best for best, tier in zip(bests, self.best_tiers) if tier < searches]
+
     def _options(self, bests: "list[_Predicted]", model: Model | None,
-                 cross: np.ndarray | None) -> "list[_Option]":
+                 cross: np.ndarray | None, level: Level) -> "list[_Option]":
         """PREDICTED with the level's best predictor, MODEL_PREDICTED with each search's,
-        and (MIXED_)CASCADE with each stage set."""
+        and (MIXED_)CASCADE with each of the level's stage sets. Each option is made once per
+        cross input (the levels of _nested_levels share them) and coded at most once."""
         x = self.xs
         best = bests[-1]
-        options = [_Option((best.header_size << 19) + best.cost,
-                           SubframeType.PREDICTED, best.fields(best.mean_log2),
-                           lambda: kernels.rc_encode(best.residual, best.mean_log2),
-                           best.residual)]
+        memo = self._memo.setdefault(id(cross), (cross, {}))[1]  # holds cross: ids stay unique
+
+        def option(key, make):
+            if key not in memo:
+                memo[key] = make()
+            return memo[key]
+        options = [option(("P", id(best)), lambda: _Option(
+            (best.header_size << 19) + best.cost, SubframeType.PREDICTED,
+            best.fields(best.mean_log2), lambda: kernels.rc_encode(best.residual, best.mean_log2),
+            best.residual))]
         for base in bests if model is not None else ():
-            modelled = model_coding(model, base, x, self.width, cross)
+            modelled = option(("M", id(base)),
+                              lambda: model_coding(model, base, x, self.width, cross))
             if modelled is not None and modelled[0] < base.cost and (
-                    (base.cost - modelled[0]) * 1000 >= (self.level.model_min_saving << 16) * len(x)):
-                options.append(_Option((base.header_size << 19) + modelled[0],
-                                       SubframeType.MODEL_PREDICTED, base.fields(base.mean_log2),
-                                       modelled[1], base.residual))
-        for config, cascaded in zip(self.level.cascades,
-                                    cascade_codings(self.level.cascades, best, cross)):
+                    (base.cost - modelled[0]) * 1000 >= (level.model_min_saving << 16) * len(x)):
+                options.append(option(("MP", id(base)), lambda: _Option(
+                    (base.header_size << 19) + modelled[0], SubframeType.MODEL_PREDICTED,
+                    base.fields(base.mean_log2), modelled[1], base.residual)))
+        # every stage set of this analysis's level at once (cascade_codings shares their work);
+        # a nested level takes the first len(level.cascades), the same sets (see Level)
+        cascaded_all = option(("C", id(best)),
+                              lambda: cascade_codings(self.level.cascades, best, cross))
+        for j, (config, cascaded) in enumerate(zip(level.cascades, cascaded_all)):
             if cascaded is not None:
                 cost, mean_log2, code = cascaded
                 header = best.header_size + config.extra_bytes
-                options.append(_Option((header << 19) + cost, config.subframe_type,
-                                       {**best.fields(mean_log2), **config.body_fields}, code,
-                                       best.residual))
+                options.append(option(("CO", id(best), j), lambda: _Option(
+                    (header << 19) + cost, config.subframe_type,
+                    {**best.fields(mean_log2), **config.body_fields}, code, best.residual)))
         return options
 
     def _ols_option(self, config: "OlsConfig", cross: np.ndarray | None,
@@ -453,6 +487,7 @@ class _Option:
     fields: dict  # the body's fields before data_length
     code: Callable[[], bytes]  # the coded data
     residual: np.ndarray  # the next subframe's cross input (§6.4, §8.3)
+    built: dict = field(default_factory=dict, compare=False)  # its subframe, once made
 
 
 _SPOOL_BYTES = 2 << 20  # a candidate stream (StreamEncoder) held in memory up to this size
@@ -472,7 +507,9 @@ def _smallest(options: list[_Option], build) -> tuple[bytes, np.ndarray] | None:
     for option in ranked:
         if option.key - ranked[0].key >= (_RC_FLUSH_BYTES + 1) << 19:
             break
-        subframe = build(option, option.code())
+        if "subframe" not in option.built:
+            option.built["subframe"] = build(option, option.code())
+        subframe = option.built["subframe"]
         if chosen is None or len(subframe) < len(chosen[0]):
             chosen = (subframe, option)
     return None if chosen is None else (chosen[0], chosen[1].residual)
@@ -609,15 +646,52 @@ def mark_last(frame: bytes) -> bytes:
                   frame[FRAME_HEADER_BYTES:-FRAME_CRC_BYTES])
 
 
+@functools.lru_cache(maxsize=None)
+def _nested_levels(level: Level) -> tuple[Level, ...]:
+    """The levels whose frames ``level`` must never exceed, itself last: those of its family
+    (levels 0-4, levels 5-8) up to it, one of each set of options. Each has this level's
+    windows, channel modes and model rule, and searches, stage sets and OLS configurations
+    that are prefixes of this level's, so this level's analysis (_ChannelAnalysis) serves
+    them all."""
+    def options(other: Level) -> tuple[int, int, int]:
+        return len(other.searches), len(other.cascades), len(other.ols)
+    below = {}
+    for other in _SHIPPED_LEVELS:
+        if (other.windows == level.windows and other.stereo_modes == level.stereo_modes
+                and other.model_min_saving == level.model_min_saving
+                and level.searches[:len(other.searches)] == other.searches
+                and level.cascades[:len(other.cascades)] == other.cascades
+                and level.ols[:len(other.ols)] == other.ols):
+            below.setdefault(options(other), other)
+    below[options(level)] = level
+    return tuple(below[key] for key in sorted(below))
+
+
 def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
                       model: Model | None) -> list[bytes]:
-    """The frame's subframes, each the smallest coding of its channel. A subframe's choice
-    changes the next one's cross input (§6.4), so OLS_CASCADE options (whose residual differs
-    from the LPC one) are tried in a second pass over the frame, and the smaller payload is
-    kept: a level with them never codes a larger frame than the level without them."""
+    """The frame's subframes: of the frames each level of _nested_levels(level) would code
+    (_level_subframes), the one of fewest bytes, so that a level's frame is never larger than
+    a frame of the level below it (issue 19; the header is the same: one channel mode, one
+    frame length). The level's own frame is tried first and kept on a tie. The levels below
+    usually choose as this one does: their options are then made and coded once."""
+    chosen = None
+    for nested in reversed(_nested_levels(level)):
+        parts = _level_subframes(analyses, nested, model)
+        size = sum(map(len, parts))
+        if chosen is None or size < chosen[0]:
+            chosen = (size, parts)
+    return chosen[1]
+
+
+def _level_subframes(analyses: list[_ChannelAnalysis], level: Level,
+                     model: Model | None) -> list[bytes]:
+    """The subframes ``level`` codes, each the smallest coding of its channel. A subframe's
+    choice changes the next one's cross input (§6.4), so OLS_CASCADE options (whose residual
+    differs from the LPC one) are tried in a second pass over the frame, and the smaller
+    payload is kept: a level with them never codes a larger frame than the level without them."""
     plain, cross = [], None
     for analysis in analyses:
-        subframe, cross = analysis.encode(model, cross)
+        subframe, cross = analysis.encode(model, cross, level=level)
         plain.append((subframe, cross))
     payload = [subframe for subframe, _ in plain]
     if not level.ols:
@@ -626,7 +700,7 @@ def _encode_subframes(analyses: list[_ChannelAnalysis], level: Level,
     for analysis, (subframe, residual) in zip(analyses, plain):
         # with the plain pass's cross input, only the OLS_CASCADE options are new
         coded = analysis.encode(model, cross, previous, level.ols,
-                                None if changed else (subframe, residual))
+                                None if changed else (subframe, residual), level)
         changed = not _same(coded[1], residual)
         parts.append(coded[0])
         cross, previous = coded[1], analysis
@@ -681,7 +755,8 @@ class StreamEncoder:
                  channel_mask: int = 0, tags: dict[str, str] | list[tuple[str, str]] | None = None,
                  frame_length: int | None = None, vendor: str = _VENDOR,
                  seek_interval_seconds: float | None = 10.0, model: Model | str | None = "default",
-                 embed_model: bool | None = None, lossy: Model | str | None = None):
+                 embed_model: bool | None = None, lossy: Model | str | None = None,
+                 _candidate: bool = False):
         _check_format(sample_rate, channels, bits_per_sample)
         self.lossy = resolve_model(lossy, ModelKind.LOSSY) if lossy is not None else None
         self.model = self.lossy or resolve_model(model)
@@ -702,24 +777,32 @@ class StreamEncoder:
         lengths = [frame_length] if frame_length else sorted(
             {min(MAX_FRAME_LENGTH, default_frame_length(sample_rate) * scale)
              for scale in self.level.frame_scales})
+        # (level, frame length) of each candidate stream: the level's frame lengths, and for
+        # levels 5-8 level 4's stream too, so that they are never larger than it (issue 19)
+        plans = [(level, length) for length in lengths]
+        if _PLAIN_TOP < level < len(_SHIPPED_LEVELS) and not _candidate:
+            plans.insert(0, (_PLAIN_TOP, frame_length or default_frame_length(sample_rate)))
         if self.lossy:
-            lengths = lengths[:1]
+            lengths, plans = lengths[:1], plans[-1:]
         self.frame_length = lengths[0]
         if not MIN_FRAME_LENGTH <= self.frame_length <= MAX_FRAME_LENGTH:
             raise EncodeError(f"frame length must be 1..{MAX_FRAME_LENGTH}")
         self._samples = 0
         self._closed = False
         self._cancelled = False  # set by a parent encoder that gave up (_on_candidates)
-        # The level's frame lengths, each encoded whole into a temporary file (on threads: the
-        # kernels run without the GIL); close() copies the smallest stream to fileobj.
+        # The candidate streams, each encoded whole into a temporary file (on threads: the
+        # kernels run without the GIL); close() copies the smallest stream to fileobj. They
+        # carry a SEEKTABLE only where this output would: the sizes compared are its own.
         self._candidates: list[StreamEncoder] | None = None
-        if len(lengths) > 1:
+        if len(plans) > 1:
+            if not _seekable(fileobj):
+                seek_interval_seconds = None
             self._candidates = [StreamEncoder(
                 tempfile.SpooledTemporaryFile(_SPOOL_BYTES), sample_rate, channels,
-                bits_per_sample, level=level, total_samples=total_samples,
+                bits_per_sample, level=plan_level, total_samples=total_samples,
                 channel_mask=channel_mask, tags=tags, frame_length=length, vendor=vendor,
                 seek_interval_seconds=seek_interval_seconds, model=self.model,
-                embed_model=asked) for length in lengths]
+                embed_model=asked, _candidate=True) for plan_level, length in plans]
             return
         self.total_declared = total_samples
         self.channel_mask = channel_mask
@@ -730,10 +813,7 @@ class StreamEncoder:
         self._samples = 0
         self._lo = -(1 << (bits_per_sample - 1))
         self._hi = (1 << (bits_per_sample - 1)) - 1
-        try:
-            self._seekable = bool(fileobj.seekable())
-        except (AttributeError, OSError):
-            self._seekable = False
+        self._seekable = _seekable(fileobj)
         self._start = fileobj.tell() if self._seekable else 0
         self._seek_points: list[tuple[int, int]] = []
         self._frames_per_seek_point = 0
@@ -957,6 +1037,13 @@ class StreamEncoder:
     def __exit__(self, *exc) -> None:
         if exc[0] is None:
             self.close()
+
+
+def _seekable(fileobj) -> bool:
+    try:
+        return bool(fileobj.seekable())
+    except (AttributeError, OSError):
+        return False
 
 
 def resolve_model(model: Model | str | os.PathLike | None,

@@ -87,3 +87,77 @@ class Pipe(io.RawIOBase):
     def write(self, b):
         self.out += b
         return len(b)
+
+
+# Signals built to break "levels nest" and "no larger than flac -8" (issue 19): each a kind of
+# audio where one coding choice (channel mode, frame length, wasted bits, ...) wins by far.
+ADVERSARIAL = ("mid_side", "side_right", "left_side", "dc_offset", "bursts", "silence_runs",
+               "wasted_regions", "clipped", "identical", "low_byte_noise_24", "tracker_loop",
+               "switching")
+
+
+def adversarial_signal(kind: str, rate: int = 44100, seconds: float = 1.0,
+                       seed: int = 0) -> tuple[np.ndarray, int]:
+    """(int64 PCM of shape (n, channels), bits per sample) of one of ADVERSARIAL."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    t = np.arange(n)
+
+    def tone(freq, amp):  # three partials, random phases
+        return sum(amp / k * np.sin(2 * np.pi * freq * k * t / rate + 6 * rng.random())
+                   for k in (1, 2, 3))
+
+    def laplace(scale, size):
+        return rng.laplace(0, scale, size)
+    bits = 16
+    if kind == "mid_side":  # one loud signal in both channels, each with its own quiet noise
+        common = tone(220, 9000) + np.cumsum(laplace(300, n)) * 0.02
+        x = np.stack([common + laplace(20, n), common + laplace(20, n)], 1)
+    elif kind in ("side_right", "left_side"):  # one channel = the other + a loud part of its own
+        shared, own = tone(330, 6000), tone(97, 8000)
+        pair = [shared + own + laplace(4, n), shared + laplace(4, n)]
+        x = np.stack(pair if kind == "side_right" else pair[::-1], 1)
+    elif kind == "dc_offset":  # a tracker render with a large DC offset in each channel
+        x = np.stack([tone(110, 6000) + 20000, tone(165, 5000) - 18000], 1) + laplace(3, (n, 2))
+    elif kind == "bursts":  # short noise bursts in digital silence
+        x = np.zeros((n, 1))
+        for start in range(0, n, 3000):
+            size = min(600, n - start)
+            x[start:start + size, 0] = laplace(rng.choice([50, 3000]), size)
+    elif kind == "silence_runs":  # music broken by runs of digital silence
+        x = np.stack([tone(440, 8000), tone(550, 8000)], 1) + laplace(10, (n, 2))
+        for start in range(0, n, rate // 4):
+            x[start:start + 5000] = 0
+    elif kind == "wasted_regions":  # the low 8 bits zero in every other 8192 samples
+        x = (tone(300, 12000) + laplace(30, n))[:, None]
+        for start in range(0, n, 16384):
+            x[start:start + 8192] = np.round(x[start:start + 8192] / 256) * 256
+    elif kind == "clipped":
+        x = np.stack([tone(200, 50000), tone(250, 50000)], 1)
+    elif kind == "identical":
+        common = tone(180, 10000) + laplace(40, n)
+        x = np.stack([common, common], 1)
+    elif kind == "low_byte_noise_24":  # 24-bit: music above, white noise in the low byte
+        bits = 24
+        x = np.stack([tone(260, 3e6), tone(390, 3e6)], 1) + rng.integers(-128, 128, (n, 2))
+    elif kind == "tracker_loop":  # a short decaying sample looped at changing pitches
+        sample = laplace(2000, 700) * np.exp(-np.arange(700) / 200)
+        out, pos = np.zeros(n), 0
+        while pos < n:
+            segment = sample[np.arange(0, 700, rng.choice([0.5, 0.75, 1.0, 1.5])).astype(int)]
+            segment = segment[: n - pos]
+            out[pos:pos + len(segment)] += segment
+            pos += len(segment) + int(rng.integers(0, 400))
+        x = np.stack([out, 0.7 * out + laplace(1, n)], 1)
+    elif kind == "switching":  # noise changing colour and level every 4096 samples, as in game
+        parts = []              # effects: frames longer than 4096 cannot follow it
+        for i, start in enumerate(range(0, n, 4096)):
+            e = laplace((30, 3000)[i % 2], 4096)
+            e = np.cumsum(e) * 0.3 if i % 3 == 0 else (
+                np.convolve(e, [1, -1.8, 0.9])[:4096] if i % 3 == 1 else e)
+            parts.append(e)
+        x = np.concatenate(parts)[:n, None]
+    else:
+        raise ValueError(kind)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return np.clip(np.round(x), lo, hi).astype(np.int64), bits
