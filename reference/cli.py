@@ -310,8 +310,9 @@ def _parse_tags(items: list[str] | None) -> list[tuple[str, str]]:
     return tags
 
 
-_LEVEL_HELP = ("effort 0..8, also written -0 ... -8 as flac's (default 5): 0-4 the fast LPC path, "
-               "5-8 adaptive filters and longer frames, 8 the smallest and slowest")
+_LEVEL_HELP = ("effort 0..8, also written -0 ... -8 as flac's (default 5): 0-4 the fast LPC path "
+               "(no network), 5-8 the learned model, adaptive filters and longer frames, 8 the "
+               "smallest and slowest; each level is no larger than the one below")
 _FORCE_HELP = "replace an existing output file (a device or FIFO is written to without it)"
 _PROGRESS_HELP = ("no output but errors; without it a one-line progress display runs on stderr "
                   "when stderr is a terminal, and a summary line follows each file")

@@ -22,7 +22,8 @@ from . import __version__, lossy
 from .checksum import PcmDigest, crc8, crc32
 from .lpc import (autocorrelation, compute_residual, levinson, quantize_coefficients, window,
                   window_energy)
-from .model import Model, analysis_features, builtin_models, default_model, model_from_file
+from .model import (Model, analysis_features, builtin_models, default_model, model_from_file,
+                    shipped_model)
 from ._backend import kernels
 from ._bitpack import pack_signed, packed_size
 from .spec import container as grammar
@@ -82,6 +83,11 @@ class Level:
     # 8x; level 7's 45,102,046 / 44,969,699 / 44,930,935.
     cascades: tuple["CascadeConfig", ...] = ()
     frame_scales: tuple[int, ...] = (1,)
+    # With several frame_scales: after this many seconds of input, only the frame length whose
+    # frames have taken the fewest bytes so far goes on (None: every one to the end). Issue 19:
+    # level 5 with 4x and 8x then costs about one frame length's time, and level 6, which
+    # encodes both whole, is still never larger (see StreamEncoder._decide).
+    decide_after_seconds: float | None = None
     # OLS_CASCADE subframes (§6.6) tried with each of these (see _OLS_LONG).
     ols: tuple["OlsConfig", ...] = ()
 
@@ -213,9 +219,11 @@ _CASCADE_SEARCHES = (LpcSearch(32, 3, (14,)),)
 _CASCADE_WINDOWS = ("tukey50", "welch")
 
 
-def _cascade_level(*cascades: CascadeConfig, frame_scales=(4, 8), ols=()) -> Level:
+def _cascade_level(*cascades: CascadeConfig, frame_scales=(4, 8), ols=(),
+                   decide_after_seconds=None) -> Level:
     return Level(_CASCADE_SEARCHES, _CASCADE_WINDOWS, _ALL_MODES, model_min_saving=0,
-                 cascades=cascades, frame_scales=frame_scales, ols=ols)
+                 cascades=cascades, frame_scales=frame_scales, ols=ols,
+                 decide_after_seconds=decide_after_seconds)
 
 
 _DEFAULT_SETS = (_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG)
@@ -225,21 +233,26 @@ _DEFAULT_SETS = (_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG)
 # 44,400,844 (in 32768-sample frames only); every 16 samples 44,328,334 in all frame lengths,
 # every 32 44,337,990 with an encoder 1.3x and a decoder 1.6x faster
 # (docs/predictor-research.md, stop 15).
+_DECIDE_AFTER_SECONDS = 10.0
 _OLS_LONG = OlsConfig(taps=12, cross_taps=12, forget=9, ridge=27, interval_log2=5,
                       stages=_CASCADE_LONG)
 
 
 LEVELS: dict[int, Level] = {
     **{k: Level(_SEARCHES[:k + 1], _WINDOWS, _ALL_MODES) for k in range(5)},
-    5: _cascade_level(*_DEFAULT_SETS),
+    5: _cascade_level(*_DEFAULT_SETS, decide_after_seconds=_DECIDE_AFTER_SECONDS),
     6: _cascade_level(*_DEFAULT_SETS, frame_scales=(4, 8, 16)),
     7: _cascade_level(*_DEFAULT_SETS, *_CASCADE_STEPS, frame_scales=(4, 8, 16)),
     8: _cascade_level(*_DEFAULT_SETS, *_CASCADE_STEPS, _CASCADE_LONG4, frame_scales=(4, 8, 16),
                       ols=(_OLS_LONG,)),
 }
 DEFAULT_LEVEL = 5
-# The highest level of the plain family (0-4), whose whole stream levels 5-8 also encode.
-_PLAIN_TOP = 4
+# The plain levels (LPC only: no network by default, no adaptive filters) and the cascade
+# levels, each a family whose levels nest frame by frame (_nested_levels); the cascade levels
+# also encode the top plain level's whole stream (StreamEncoder).
+_PLAIN_LEVELS = range(0, 5)
+_CASCADE_LEVELS = range(5, 9)
+_PLAIN_TOP = _PLAIN_LEVELS[-1]
 # The levels as shipped (a tool such as the vector generator may add its own to LEVELS: they
 # nest with none of these).
 _SHIPPED_LEVELS = tuple(LEVELS.values())
@@ -421,7 +434,10 @@ class _ChannelAnalysis:
         cross input (the levels of _nested_levels share them) and coded at most once."""
         x = self.xs
         best = bests[-1]
-        memo = self._memo.setdefault(id(cross), (cross, {}))[1]  # holds cross: ids stay unique
+        # options depend on the cross input only through the model and the stage sets; the
+        # memo holds the cross input, so that ids stay unique
+        uses_cross = model is not None or bool(self.level.cascades)
+        memo = self._memo.setdefault(id(cross) if uses_cross else None, (cross, {}))[1]
 
         def option(key, make):
             if key not in memo:
@@ -758,6 +774,8 @@ class StreamEncoder:
                  embed_model: bool | None = None, lossy: Model | str | None = None,
                  _candidate: bool = False):
         _check_format(sample_rate, channels, bits_per_sample)
+        if _is_default(model) and level in _PLAIN_LEVELS:
+            model = None  # the plain levels' default: no network (README "Levels")
         self.lossy = resolve_model(lossy, ModelKind.LOSSY) if lossy is not None else None
         self.model = self.lossy or resolve_model(model)
         asked, embed_later = embed_model, False
@@ -780,7 +798,7 @@ class StreamEncoder:
         # (level, frame length) of each candidate stream: the level's frame lengths, and for
         # levels 5-8 level 4's stream too, so that they are never larger than it (issue 19)
         plans = [(level, length) for length in lengths]
-        if _PLAIN_TOP < level < len(_SHIPPED_LEVELS) and not _candidate:
+        if level in _CASCADE_LEVELS and not _candidate:
             plans.insert(0, (_PLAIN_TOP, frame_length or default_frame_length(sample_rate)))
         if self.lossy:
             lengths, plans = lengths[:1], plans[-1:]
@@ -797,12 +815,20 @@ class StreamEncoder:
         if len(plans) > 1:
             if not _seekable(fileobj):
                 seek_interval_seconds = None
+            # level 4's stream as `-4` with the same arguments makes it ("default": none)
             self._candidates = [StreamEncoder(
                 tempfile.SpooledTemporaryFile(_SPOOL_BYTES), sample_rate, channels,
                 bits_per_sample, level=plan_level, total_samples=total_samples,
                 channel_mask=channel_mask, tags=tags, frame_length=length, vendor=vendor,
-                seek_interval_seconds=seek_interval_seconds, model=self.model,
+                seek_interval_seconds=seek_interval_seconds,
+                model=model if _is_default(model) else self.model,
                 embed_model=asked, _candidate=True) for plan_level, length in plans]
+            self._decide_at = None  # input samples after which _decide drops frame lengths
+            own = [c for c in self._candidates if c.level is self.level]
+            if self.level.decide_after_seconds is not None and len(own) > 1:
+                longest = max(c.frame_length for c in own)  # every length has whole frames there
+                self._decide_at = longest * max(1, math.ceil(
+                    self.level.decide_after_seconds * sample_rate / longest))
             return
         self.total_declared = total_samples
         self.channel_mask = channel_mask
@@ -816,6 +842,7 @@ class StreamEncoder:
         self._seekable = _seekable(fileobj)
         self._start = fileobj.tell() if self._seekable else 0
         self._seek_points: list[tuple[int, int]] = []
+        self._frame_sizes: list[int] = []  # the bytes of each frame coded (for _decide)
         self._frames_per_seek_point = 0
         self._frames_bytes = 0
         seek_entries = 0
@@ -895,6 +922,22 @@ class StreamEncoder:
         self.file.write(head + crc32(head).to_bytes(METADATA_CRC_LENGTH, "big"))
         self._head_written = True
 
+    def _decide(self) -> None:
+        """Keep, of the level's frame lengths, the one whose frames so far took the fewest
+        bytes a sample (the first on a tie), and drop the others. Level 4's stream always goes
+        on. The choice need not be right for the levels to nest: the next level (6) encodes
+        every one of these frame lengths whole."""
+        self._decide_at = None
+        own = [(sum(c._frame_sizes), len(c._frame_sizes) * c.frame_length, c)
+               for c in self._candidates if c.level is self.level]
+        if any(samples == 0 for _, samples, _ in own):
+            return
+        spent, samples, _ = min(own, key=lambda o: o[0] / o[1])
+        dropped = [c for b, n, c in own if b * samples > spent * n]
+        for candidate in dropped:
+            candidate.file.close()
+        self._candidates = [c for c in self._candidates if c not in dropped]
+
     def _on_candidates(self, call) -> None:
         """``call(candidate)`` for every frame length, the first on this thread and the others
         on daemon threads. If this thread is interrupted (Ctrl-C) or its call raises, the others
@@ -928,8 +971,17 @@ class StreamEncoder:
     def write(self, pcm: np.ndarray) -> None:
         """Append samples of shape (n, channels) (or (n,) for mono), integer dtype."""
         if self._candidates is not None:
+            if self._decide_at is not None and len(pcm) > self._decide_at - self._samples:
+                cut = self._decide_at - self._samples  # up to the decision, then the rest
+                self.write(pcm[:cut])
+                self._decide()
+                pcm = pcm[cut:]
+                if not len(pcm):
+                    return
             self._on_candidates(lambda candidate: candidate.write(pcm))
             self._samples = self._candidates[0].samples_written
+            if self._decide_at is not None and self._samples >= self._decide_at:
+                self._decide()
             return
         pcm = np.asarray(pcm)
         if pcm.ndim == 1 and self.channels == 1:
@@ -975,6 +1027,7 @@ class StreamEncoder:
         if held is not None:
             self._put(held)
         self._frames_bytes += len(frame)
+        self._frame_sizes.append(len(frame))
         self._frame_index += 1
 
     def _put(self, frame: bytes) -> None:
@@ -1046,18 +1099,26 @@ def _seekable(fileobj) -> bool:
         return False
 
 
+def _is_default(model) -> bool:
+    return isinstance(model, str) and model == "default"
+
+
 def resolve_model(model: Model | str | os.PathLike | None,
                   kind: ModelKind = ModelKind.RESIDUAL) -> Model | None:
     """``"default"`` (the shipped model of that kind, if any), ``None`` or ``"none"`` (the
-    plain path), a model file's path, or a Model."""
+    plain path), a model file's path, a shipped model's name (``"vaelac-default-1"``: what
+    levels 0-4 use only when named, see StreamEncoder), or a Model."""
     if model is None or (isinstance(model, str) and model == "none"):
         return None
     if isinstance(model, Model):
         found = model
-    elif isinstance(model, str) and model == "default":
+    elif _is_default(model):
         found = default_model(kind)
         if found is None:
             return None
+    elif isinstance(model, str) and not os.path.exists(model) and (
+            shipped := shipped_model(model)) is not None:
+        found = shipped
     else:
         found = model_from_file(model)
     if found.kind != kind:

@@ -300,9 +300,14 @@ def find_model(sha256: bytes, name: str, embedded: dict[bytes, bytes] | None = N
 
 def default_model(kind: ModelKind = ModelKind.RESIDUAL) -> Model | None:
     """The shipped model of that kind, or None when the package carries none."""
-    wanted = DEFAULT_MODEL_NAME if kind == ModelKind.RESIDUAL else "vaelac-lossy-1"
+    return shipped_model(DEFAULT_MODEL_NAME if kind == ModelKind.RESIDUAL else "vaelac-lossy-1")
+
+
+def shipped_model(name: str) -> Model | None:
+    """The model shipped in the package under that name (its file name without .vaem), or
+    None."""
     for sha, file_name in builtin_models().items():
-        if file_name == wanted + ".vaem":
+        if file_name == name + ".vaem":
             return _builtin(sha)
     return None
 

@@ -8,6 +8,7 @@ encode level 4's whole stream and keep it when smaller; the metadata is the same
 level. So the constant is 0 bytes with the shipped model or none. What is measured only: the
 sizes against flac -8 (tested here on the signals and the corpora, not guaranteed)."""
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -179,3 +180,45 @@ def test_corpus_files_nest_across_the_families_and_are_smaller_than_flac_8(path,
         flac = subprocess.run(["flac", "-8", "-s", "-c", str(path)], capture_output=True,
                               check=True).stdout
         assert sizes[2] <= len(flac), (sizes, len(flac))
+
+
+def test_level_6_is_no_larger_when_level_5s_early_frame_length_choice_was_wrong(monkeypatch):
+    """Level 5 encodes its two frame lengths until about decide_after_seconds of input and
+    goes on with the one ahead (a frame length's time instead of two's). Here, with the
+    choice made after 1 s, 16384-sample frames lead over 1.5 s of noise that changes level
+    every 16384 samples, and lose over the 4 s of steady stereo after it: level 5 keeps them,
+    though 32768 would have been smaller over the whole; level 6, which encodes every frame
+    length whole, is smaller than both."""
+    rng = np.random.default_rng(1)
+    switching = []
+    for i in range(4):
+        e = rng.laplace(0, (20, 4000)[i % 2], 16384)
+        switching.append(np.stack([e, 0.5 * e + rng.laplace(0, 5, 16384)], 1))
+    steady, bits = adversarial_signal("mid_side", seconds=4)
+    pcm = np.clip(np.round(np.concatenate(switching + [steady])), -32768, 32767).astype(np.int64)
+    monkeypatch.setitem(LEVELS, 5, dataclasses.replace(LEVELS[5], decide_after_seconds=1.0))
+    own = {length: _stream(pcm, bits, 5, frame_length=length, _candidate=True)
+           for length in (16384, 32768)}
+    five, six = _stream(pcm, bits, 5), _stream(pcm, bits, 6)
+    assert five == own[16384] and len(own[32768]) < len(five)
+    assert len(six) < len(own[32768])
+    assert np.array_equal(vaelac.decode(five, always_2d=True)[0], pcm)
+
+
+def test_level_5_decides_its_frame_length_once_and_still_writes_in_blocks():
+    """Blocks of any size reach the same decision: the input is cut at the decision point."""
+    pcm, bits = adversarial_signal("tracker_loop", seconds=2.5)
+    level = dataclasses.replace(LEVELS[5], decide_after_seconds=1.0)
+    whole = io.BytesIO()
+    try:
+        LEVELS[5] = level
+        with StreamEncoder(whole, RATE, 2, bits, level=5, total_samples=len(pcm)) as enc:
+            enc.write(pcm)
+        blocks = io.BytesIO()
+        with StreamEncoder(blocks, RATE, 2, bits, level=5, total_samples=len(pcm)) as enc:
+            for start in range(0, len(pcm), 7001):
+                enc.write(pcm[start:start + 7001])
+    finally:
+        LEVELS[5] = encoder_module._SHIPPED_LEVELS[5]
+    assert whole.getvalue() == blocks.getvalue()
+    assert np.array_equal(vaelac.decode(whole.getvalue(), always_2d=True)[0], pcm)

@@ -101,7 +101,10 @@ def test_tags_round_trip(tmp_path):
     info = plugin.mediainfo(tmp_path / "t.vae")
     assert info["codec_name"] == "vae" and info["sample_rate"] == "8000"
     assert info["TAG:artist"] == "Ünïcode" and float(info["duration"]) == 100 / 8000
-    assert info["lossless"] == "true" and info["model"] == "vaelac-default-1"
+    # 100 samples: the default keeps level 4's stream, which names no model (issue 19)
+    assert info["lossless"] == "true" and info["model"] == ""
+    seg.export(tmp_path / "m.vae", format="vae", parameters=["-m", "vaelac-default-1", "-4"])
+    assert plugin.mediainfo(tmp_path / "m.vae")["model"] == "vaelac-default-1"
 
 
 def test_parameters_select_the_level_and_lossy_options_warn_or_fail():
