@@ -115,6 +115,28 @@ def test_corrupt_source_is_recorded_failed_and_the_run_goes_on_then_a_rerun_skip
     assert "4 skipped" in r.stderr
 
 
+def test_an_existing_scheduler_by_its_address(tmp_path):
+    """--cluster tcp://HOST:PORT: a scheduler and 2 worker processes started here, the CLI in
+    another process joins them; the cluster is still up after the run."""
+    import logging
+
+    signals = _folder(tmp_path / "raw", 3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        r = _run("encode", tmp_path / "raw", "-o", tmp_path / "vae", "--cluster",
+                 cluster.scheduler_address, "-V")
+        assert r.returncode == 0, r.stderr
+        assert "x real time per worker (2 workers)" in r.stderr.strip().splitlines()[-1]
+        with distributed.Client(cluster) as client:
+            assert len(client.nthreads()) == 2
+    latest = _latest(tmp_path / "vae" / MANIFEST)
+    workers = {cluster.scheduler_address.rsplit(":", 1)[0]}
+    for name, pcm in signals.items():
+        rec = latest[str(tmp_path / "raw" / f"{name}.wav")]
+        assert rec["status"] == "ok" and rec["verified"] and rec["pcm_md5"] == _md5(pcm)
+        assert rec["worker"].rsplit(":", 1)[0] in workers
+
+
 # -- in-process (local-threads): what a rerun redoes, URLs, decode and test ------------------
 
 def test_a_rerun_redoes_changed_sources_and_missing_or_wrong_outputs(tmp_path, capsys):
