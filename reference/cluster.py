@@ -99,7 +99,7 @@ def _list_sources(inputs: Iterable[str], suffix: str) -> list[dict]:
                 names = sorted(n for n in os.listdir(path) if n.lower().endswith(suffix)
                                and os.path.isfile(os.path.join(path, n)))
                 if not names:
-                    raise UsageError(f"{given}: no *{suffix} files in this directory")
+                    raise ClusterError(f"{given}: no *{suffix} files in this directory")
                 paths = [os.path.join(path, n) for n in names]
             else:
                 paths = [path]
@@ -117,12 +117,12 @@ def _list_sources(inputs: Iterable[str], suffix: str) -> list[dict]:
             try:
                 info = fs.info(path)
             except FileNotFoundError:
-                raise UsageError(f"{given}: no such file or folder") from None
+                raise ClusterError(f"{given}: no such file or folder") from None
             if info["type"] == "directory":
                 entries = [e for e in fs.ls(path, detail=True)
                            if e["type"] == "file" and e["name"].lower().endswith(suffix)]
                 if not entries:
-                    raise UsageError(f"{given}: no *{suffix} files in this folder")
+                    raise ClusterError(f"{given}: no *{suffix} files in this folder")
             else:
                 entries = [info]
         for e in sorted(entries, key=lambda e: e["name"]):
@@ -256,8 +256,7 @@ def convert(task: dict) -> dict:
             _upload(local_out, out, bool(task.get("overwrite")))
         record.update(_header(local_out if command == "encode" else local_src))
         if local_out is not None:
-            record["output_bytes"] = os.path.getsize(local_out) if not _is_url(out) else \
-                _fs(out)[0].size(_fs(out)[1])
+            record["output_bytes"] = os.path.getsize(local_out)  # the bytes uploaded, if a URL
         record["status"] = "ok"
         # decode and test check the PCM MD5 as they decode; encode did with --verify (-V)
         record["verified"] = command != "encode" or bool(task.get("verify"))
@@ -320,6 +319,18 @@ def _distributed():
     return distributed
 
 
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run by each worker process that ``--cluster local`` starts: the
+    worker ignores SIGINT. Ctrl-C at a terminal reaches the whole process group; the client
+    alone stops the run and closes the workers (each would print a KeyboardInterrupt
+    traceback, and one killed mid-file would have its task run elsewhere)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _start(spec: str):
     """(client, cluster or None) for a --cluster value."""
     import logging
@@ -333,9 +344,10 @@ def _start(spec: str):
             raise ClusterError(f"cannot reach the Dask scheduler at {address}: "
                                f"{' '.join(str(exc).split()) or type(exc).__name__}") from None
     workers = n or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                           processes=kind == "local", dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
+    processes = kind == "local"
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                           dashboard_address=None, silence_logs=logging.CRITICAL,
+                           **({"preload": [__name__]} if processes else {}))
     return Client(cluster), cluster
 
 
@@ -488,6 +500,10 @@ def run(args) -> int:
     except VaeError as exc:
         print(f"vaelac: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
+    except OSError as exc:  # the destination or the manifest cannot be made or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"vaelac: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def _run(args) -> int:
