@@ -387,7 +387,8 @@ def _parser() -> argparse.ArgumentParser:
                          usage="vaelac encode [-0 ... -8] [options] IN.wav [IN.wav ...]")
     enc.add_argument("inputs", nargs="+", metavar="IN.wav",
                      help="'-' reads standard input; a directory means its *.wav files")
-    enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
+    enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout; with "
+                     "--cluster, the folder or URL of the outputs")
     for level in range(9):
         enc.add_argument(f"-{level}", dest="level", action="store_const", const=level,
                          help=argparse.SUPPRESS)  # listed once, under -l
@@ -410,7 +411,8 @@ def _parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decode", help=".vae -> WAV")
     dec.add_argument("inputs", nargs="+", metavar="IN.vae", help="a directory means its *.vae")
-    dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
+    dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout; with "
+                     "--cluster, the folder or URL of the outputs")
     dec.add_argument("-f", "--force", action="store_true", help=_FORCE_HELP)
     dec.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     dec.add_argument("-F", "--keep-going", action="store_true",

@@ -257,7 +257,10 @@ def test_a_torn_last_manifest_line_is_ignored_and_the_next_record_starts_a_line(
     assert json.loads(lines[-1])["source"] in [r["source"] for r in new if r["status"] == "ok"]
 
 
-def test_usage_and_cluster_errors_are_one_line(tmp_path, capsys):
+def test_usage_and_cluster_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import vaelac.cluster
+
+    monkeypatch.setattr(vaelac.cluster, "_CONNECT_TIMEOUT", "1s")  # nothing listens on port 9
     _folder(tmp_path / "raw", 1)
     cases = [
         (["encode", tmp_path / "raw", "--cluster", "local:2"], 2, "-o DEST"),
