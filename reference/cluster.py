@@ -223,8 +223,7 @@ def convert(task: dict) -> dict:
     record = {"source": task["source"], "source_size": task["size"],
               "source_mtime": task["mtime"], "output": task.get("output"),
               "command": command, "level": task.get("level"), "model": task.get("model"),
-              "verified": False,
-              "status": "failed", "error": None}
+              "verified": False, "status": "failed", "error": None}
     start = time.perf_counter()
     scratch = None
     src = task["source"]
@@ -250,8 +249,11 @@ def convert(task: dict) -> dict:
             tag=task.get("tags"), model=task.get("model") or "default", adapt=False,
             lossy=task.get("lossy"), keep_going=False, threads=1, jobs=1)
         ok, text, _ = cli._one(local_src, args)
-        if not ok:
-            raise ClusterError(text.replace(local_src, src) if local_src != src else text)
+        if not ok:  # the error as the user would see it: the URLs, not the scratch copies
+            for local, given in ((local_src, src), (local_out, out)):
+                if local and given and local != given:
+                    text = text.replace(local, given)
+            raise ClusterError(text)
         if out is not None and _is_url(out):
             _upload(local_out, out, bool(task.get("overwrite")))
         record.update(_header(local_out if command == "encode" else local_src))

@@ -213,6 +213,15 @@ def test_memory_urls_on_local_threads_with_a_manifest_copy(tmp_path, capsys):
     rc, err = _main(capsys, "encode", f"memory://{root}/raw/", "-o", f"memory://{root}/vae/",
                     "--cluster", "local-threads:2", "--manifest", manifest)
     assert rc == 0 and [r["status"] for r in _records(manifest)[3:]] == ["skipped"] * 3, err
+    # a corrupt source among them: a failed record, its error naming no scratch copy
+    mem.pipe(f"{root}/raw/bad.wav", b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(8))
+    rc, err = _main(capsys, "encode", f"memory://{root}/raw/", "-o", f"memory://{root}/vae/",
+                    "--cluster", "local-threads:2", "--manifest", manifest)
+    assert rc == 1 and err.strip().splitlines()[-1] == \
+        f"vaelac: 1 of 4 files failed: memory://{root}/raw/bad.wav", err
+    bad = _latest(manifest)[f"memory://{root}/raw/bad.wav"]
+    assert bad["status"] == "failed" and bad["error"] and "vaelac-" not in bad["error"], bad
+    assert not mem.exists(f"{root}/vae/bad.vae")
     mem.rm(root, recursive=True)
 
 
