@@ -7,8 +7,8 @@ Usage:
   python benchmarks/cluster_bench.py [--corpus DIR ...] [--files 40] [--workers 1,2]
                                      [--level 5] [--small 1000] [--json OUT.json]
 
---corpus: folders of WAVs with a MANIFEST.tsv (default: $VAELAC_CORPUS, else ../corpus/dev and
-  ../corpus/wide beside the repository); the first --files names in manifest order, taken
+--corpus: folders of WAVs with a MANIFEST.tsv (default: $VAELAC_CORPUS, else corpus/dev and
+  corpus/wide in the clone or beside it); the first --files names in manifest order, taken
   corpus by corpus, are encoded (never copied: the sources stay where they are).
 --small N: also N synthetic files of 0.05 s through local:2 (the issue's 1,000-file run),
   then the same command again, which must encode nothing (every record "skipped").
@@ -41,8 +41,12 @@ def _corpora(given: list[str] | None) -> list[Path]:
     env = os.environ.get("VAELAC_CORPUS")
     if env:
         return [Path(env)]
-    return [p for p in (REPO.parent / "corpus" / "dev", REPO.parent / "corpus" / "wide")
-            if (p / "MANIFEST.tsv").is_file()]
+    for root in (REPO / "corpus", REPO.parent / "corpus"):
+        found = [root / name for name in ("dev", "wide")
+                 if (root / name / "MANIFEST.tsv").is_file()]
+        if found:
+            return found
+    return []
 
 
 def _pick(corpora: list[Path], n: int) -> list[Path]:

@@ -23,8 +23,8 @@ import vaelac
 from vaelac import cli
 from vaelac.wav import read_wav
 
-distributed = pytest.importorskip("distributed",
-                                  reason='dask distributed absent: python -m pip install ".[dask]"')
+distributed = pytest.importorskip(
+    "distributed", reason='dask distributed absent: python -m pip install ".[dask]"')
 fsspec = pytest.importorskip("fsspec", reason='fsspec absent: python -m pip install ".[dask]"')
 psutil = pytest.importorskip("psutil", reason="psutil (a dependency of distributed) absent")
 
