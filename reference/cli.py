@@ -317,6 +317,11 @@ _FORCE_HELP = "replace an existing output file (a device or FIFO is written to w
 _PROGRESS_HELP = ("no output but errors; without it a one-line progress display runs on stderr "
                   "when stderr is a terminal, and a summary line follows each file")
 _JOBS_HELP = "files to work on at once, in separate processes (0 = one per CPU)"
+_CLUSTER_HELP = ("run one task per file on a Dask cluster (the [dask] extra): local[:N] starts N "
+                 "worker processes here, local-threads[:N] threads (for memory:// URLs), "
+                 "tcp://HOST:PORT joins a running scheduler; -o is then the outputs' folder or "
+                 "URL, inputs may be fsspec URLs, and a manifest makes the run resumable "
+                 "(docs/cluster.md)")
 _THREADS_HELP = ("threads decoding one file, frames ahead of the one written (default 0: one per "
                  "CPU, at most 4, shared among --jobs; 1 = one frame at a time)")
 
@@ -383,7 +388,8 @@ def _parser() -> argparse.ArgumentParser:
                          usage="vaelac encode [-0 ... -8] [options] IN.wav [IN.wav ...]")
     enc.add_argument("inputs", nargs="+", metavar="IN.wav",
                      help="'-' reads standard input; a directory means its *.wav files")
-    enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
+    enc.add_argument("-o", "--output", help="output file (one input only); '-' = stdout; with "
+                     "--cluster, the folder or URL of the outputs")
     for level in range(9):
         enc.add_argument(f"-{level}", dest="level", action="store_const", const=level,
                          help=argparse.SUPPRESS)  # listed once, under -l
@@ -406,7 +412,8 @@ def _parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decode", help=".vae -> WAV")
     dec.add_argument("inputs", nargs="+", metavar="IN.vae", help="a directory means its *.vae")
-    dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout")
+    dec.add_argument("-o", "--output", help="output file (one input only); '-' = stdout; with "
+                     "--cluster, the folder or URL of the outputs")
     dec.add_argument("-f", "--force", action="store_true", help=_FORCE_HELP)
     dec.add_argument("-q", "--quiet", action="store_true", help=_PROGRESS_HELP)
     dec.add_argument("-F", "--keep-going", action="store_true",
@@ -423,6 +430,15 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help=_JOBS_HELP)
     test.add_argument("-t", "--threads", type=_non_negative, default=0, metavar="N",
                       help=_THREADS_HELP)
+
+    for command in (enc, dec, test):
+        command.add_argument("--cluster", metavar="SPEC", help=_CLUSTER_HELP)
+        command.add_argument("--manifest", metavar="PATH",
+                             help="--cluster's record of the run, one JSON line per file "
+                             "(default: DEST/vaelac-manifest.jsonl)")
+        command.add_argument("--progress", action="store_true",
+                             help="--cluster: show the progress line even when stderr is not "
+                             "a terminal")
 
     train = sub.add_parser("train", help="train a model on WAV files (needs vaelac[train])")
     train.add_argument("data", nargs="+", metavar="DATA", help="WAV files or folders of them")
@@ -674,14 +690,18 @@ def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
         return _train(args)
-    inputs, empty = _expand(args)
-    if getattr(args, "output", None) and len(inputs) + len(empty) > 1:
-        print("vaelac: -o needs exactly one input", file=sys.stderr)
-        return 2
     if args.command == "encode" and args.level is None:
         from .encoder import DEFAULT_LEVEL
 
         args.level = DEFAULT_LEVEL
+    if getattr(args, "cluster", None):
+        from .cluster import run  # imports dask's distributed: only here
+
+        return run(args)
+    inputs, empty = _expand(args)
+    if getattr(args, "output", None) and len(inputs) + len(empty) > 1:
+        print("vaelac: -o needs exactly one input", file=sys.stderr)
+        return 2
     if args.command in ("encode", "decode") and args.output is None and "-" in inputs:
         args.output = "-"
     jobs = getattr(args, "jobs", 1) or os.cpu_count() or 1

@@ -106,3 +106,40 @@ print(" | ".join(str(w.message) for w in seen))
     assert out.returncode == 0, out.stderr
     assert "hundreds of times slower" in out.stdout and "install a wheel" in out.stdout, out.stdout
     assert "python3-dev" in out.stdout, out.stdout
+
+
+def test_cluster_without_distributed_is_one_line_naming_the_dask_extra(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")
+    out = _without("distributed", f"""
+from vaelac.cli import main
+sys.exit(main(["encode", {str(tmp_path / 'a.wav')!r}, "-o", {str(tmp_path / 'o')!r},
+               "--cluster", "local:1"]))
+""")
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "distributed" in lines[0], out.stderr
+    assert 'python -m pip install ".[dask]"' in lines[0] and not INDEX_HINT.search(lines[0])
+
+
+def test_the_cli_without_cluster_imports_no_dask(tmp_path):
+    """--cluster is the only way into dask: a plain encode (and the parser that offers
+    --cluster) imports neither dask nor distributed."""
+    wav = REPO / "reference" / "data" / "demo.wav"
+    code = f"""
+from vaelac.cli import main
+rc = main(["encode", "-0", "-q", {str(wav)!r}, "-o", {str(tmp_path / 'd.vae')!r}])
+help_text = __import__("io").StringIO()
+import contextlib
+with contextlib.redirect_stdout(help_text):
+    try:
+        main(["encode", "--help"])
+    except SystemExit:
+        pass
+print(rc, "--cluster" in help_text.getvalue(),
+      sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")))
+"""
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "True", "[]"], out.stdout
