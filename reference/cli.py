@@ -70,7 +70,8 @@ def _encode_one(src: str, dst: str, args) -> str:
         progress = _Progress(os.path.basename(src), fmt.total_frames, _progress_on(args))
         options = dict(level=args.level, total_samples=fmt.total_frames,
                        channel_mask=fmt.channel_mask, tags=_parse_tags(args.tag),
-                       model=getattr(args, "model", "default"), lossy=getattr(args, "lossy", None))
+                       model=getattr(args, "model", "default"), lossy=getattr(args, "lossy", None),
+                       threads=_encode_threads(args))
         with atomic_output(dst, overwrite=args.force, hint=_FORCE_HINT) as out:
             if getattr(args, "adapt", False):
                 note = _encode_adapted(reader, out, options)
@@ -331,6 +332,16 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
+
+
+def _encode_threads(args) -> int:
+    """Threads for one file's candidate streams (levels 5-8): 1 (one after another) where the
+    --jobs processes or a cluster's workers (which set threads=1) already fill the CPUs."""
+    threads = getattr(args, "threads", 0)
+    if threads:
+        return threads
+    jobs = getattr(args, "jobs", 1) or os.cpu_count() or 1
+    return 0 if jobs < (os.cpu_count() or 1) else 1
 
 
 def _decode_threads(args) -> int:

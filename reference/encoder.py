@@ -763,7 +763,8 @@ class StreamEncoder:
     only if a subframe uses it; its MODEL_REF is always written. Until a frame uses the model,
     the frames wait in a temporary file (in memory up to 2 MiB), so a pipe receives nothing
     before then, or before :meth:`close`. ``embed_model=True`` embeds the model even unused,
-    ``False`` never.
+    ``False`` never. Levels 5-8 encode candidate streams (frame lengths, level 4's stream) on
+    threads; ``threads=1`` encodes them one after another on the calling thread.
     """
 
     def __init__(self, fileobj: BinaryIO, sample_rate: int, channels: int, bits_per_sample: int,
@@ -772,7 +773,7 @@ class StreamEncoder:
                  frame_length: int | None = None, vendor: str = _VENDOR,
                  seek_interval_seconds: float | None = 10.0, model: Model | str | None = "default",
                  embed_model: bool | None = None, lossy: Model | str | None = None,
-                 _candidate: bool = False):
+                 threads: int = 0, _candidate: bool = False):
         _check_format(sample_rate, channels, bits_per_sample)
         if _is_default(model) and level in _PLAIN_LEVELS:
             model = None  # the plain levels' default: no network (README "Levels")
@@ -807,6 +808,7 @@ class StreamEncoder:
             raise EncodeError(f"frame length must be 1..{MAX_FRAME_LENGTH}")
         self._samples = 0
         self._closed = False
+        self._threads = threads  # 1: the candidate streams one after another on this thread
         self._cancelled = False  # set by a parent encoder that gave up (_on_candidates)
         # The candidate streams, each encoded whole into a temporary file (on threads: the
         # kernels run without the GIL); close() copies the smallest stream to fileobj. They
@@ -945,6 +947,10 @@ class StreamEncoder:
         temporary stream, and a daemon thread does not hold up the interpreter's exit (a Ctrl-C
         used to wait for the other frame length's whole block, minutes with the pure-Python
         kernels)."""
+        if self._threads == 1:  # e.g. one of several processes or cluster workers per CPU
+            for candidate in self._candidates:
+                call(candidate)
+            return
         first, *others = self._candidates
         failures: list[BaseException] = []
 

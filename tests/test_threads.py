@@ -165,3 +165,20 @@ def test_read_ahead_holds_a_bounded_number_of_samples(monkeypatch):
             held.append(len(dec._pending))  # frames read ahead beyond the one handed out
         assert np.array_equal(np.concatenate(out), pcm)
         assert max(held) == most_held
+
+
+def test_an_encoder_on_one_thread_writes_the_same_stream():
+    """threads=1 (what -j N and cluster workers use when they fill the CPUs) encodes level 5's
+    candidate streams one after another: the same bytes as on threads."""
+    from _signals import adversarial_signal
+
+    pcm, bits = adversarial_signal("tracker_loop", seconds=1.5)
+    streams = []
+    for threads in (0, 1):
+        out = io.BytesIO()
+        with vaelac.StreamEncoder(out, 44100, 2, bits, level=5, threads=threads) as enc:
+            for start in range(0, len(pcm), 10000):
+                enc.write(pcm[start:start + 10000])
+        streams.append(out.getvalue())
+    assert streams[0] == streams[1]
+    assert np.array_equal(vaelac.decode(streams[1], always_2d=True)[0], pcm)
