@@ -233,7 +233,11 @@ _DEFAULT_SETS = (_CASCADE_MAIN, _CASCADE_FAST, _CASCADE_LONG)
 # 44,400,844 (in 32768-sample frames only); every 16 samples 44,328,334 in all frame lengths,
 # every 32 44,337,990 with an encoder 1.3x and a decoder 1.6x faster
 # (docs/predictor-research.md, stop 15).
-_DECIDE_AFTER_SECONDS = 10.0
+# Replayed from every frame's size at both frame lengths on the dev and wide corpora (172
+# files): deciding after 20 s makes no file larger than encoding both whole; after 10 s, +0.048 %
+# in all (midi_dink_7_88k24 +0.45 %), 5 s +0.048 %. On two cores the wall time is about one
+# frame length's either way (the other core has level 4's stream and the shorter frames).
+_DECIDE_AFTER_SECONDS = 20.0
 _OLS_LONG = OlsConfig(taps=12, cross_taps=12, forget=9, ridge=27, interval_log2=5,
                       stages=_CASCADE_LONG)
 
