@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 _API = {name: "api" for name in ("read", "write", "info", "blocks", "encode", "decode")}
 _API.update({name: "spec.errors" for name in (
