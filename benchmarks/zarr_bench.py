@@ -26,14 +26,15 @@ the int16 chunks only, the set on which Flac is compared. A chunk a codec fails 
 (WavPack's encoder fails on some: its output would exceed the input) is named in the JSON and
 counted in the table at its raw size.
 
-Decode MB/s take the fastest of ``--decode-repeats`` decodes of each chunk (3 by default; the
-machine may be shared), and each plain level's decode MB/s is given as a multiple of
-WavPack(level=2)'s, measured side by side. BLAS threads are limited to one.
+Each chunk is encoded by every codec, then decoded by each in turn, ``--decode-repeats`` rounds
+(3 by default; the machine may be shared), the fastest decode of each codec counted; each plain
+level's decode MB/s is given as a multiple of WavPack(level=2)'s, measured side by side. BLAS
+threads are limited to one.
 
 Usage:
   zarr_bench.py [--corpus DIR ...] [--limit-seconds N] [--stack-samples N] [--levels 0,5,8]
                 [--plain-levels 0,2] [--chunkings 1s,30000x64] [--decode-repeats 3]
-                [--shard K/N] [--json OUT.json] [--md OUT.md]
+                [--only 'NAME;NAME'] [--shard K/N] [--json OUT.json] [--md OUT.md]
   zarr_bench.py --merge SHARD.json ... [--json OUT.json] [--md OUT.md]
 
 --limit-seconds N: per corpus, files in sorted-name order until N seconds of audio are taken
@@ -175,12 +176,15 @@ def codecs(levels: list[int], plain_levels: list[int]) -> tuple[list, list[str]]
 
 
 def run(corpus: Path, chunking: str, chunk_iter, codec_list, repeats: int = 1) -> dict:
+    """Every codec encodes the chunk, then the codecs decode it in turn, ``repeats`` rounds
+    (each decode follows another codec's, not its own encode), the fastest of each counted."""
     totals = {c.name: dict(raw=0, ok=0, size=0, enc=0.0, dec=0.0, raw16=0, size16=0, skipped=0,
                            failed=[])
               for c in codec_list}
     n = 0
     for _name, _rate, x in chunk_iter:
         n += 1
+        coded = []
         for c in codec_list:
             if isinstance(c, _Pipeline):
                 from numcodecs import Delta
@@ -197,28 +201,25 @@ def run(corpus: Path, chunking: str, chunk_iter, codec_list, repeats: int = 1) -
                 t["failed"].append(f"{_name}: {type(exc).__name__}: {exc}")
                 data = None
             t["enc"] += time.process_time() - start
-            if data is None:
-                t["raw"] += x.nbytes
-                t["size"] += x.nbytes
-                if x.dtype == np.int16:
-                    t["raw16"] += x.nbytes
-                    t["size16"] += x.nbytes
-                continue
-            best = None
-            for _ in range(repeats):  # the fastest of the repeats: the least disturbed
+            t["raw"] += x.nbytes
+            t["raw16"] += x.nbytes if x.dtype == np.int16 else 0
+            size = x.nbytes if data is None else len(data)
+            t["size"] += size
+            t["size16"] += size if x.dtype == np.int16 else 0
+            if data is not None:
+                coded.append((c, data))
+        best = [None] * len(coded)
+        for _ in range(repeats):
+            for i, (c, data) in enumerate(coded):
                 start = time.process_time()
                 y = c.decode(data, x)
                 took = time.process_time() - start
-                best = took if best is None else min(best, took)
-            t["dec"] += best
-            if not np.array_equal(y, x):
-                raise SystemExit(f"{c.name} did not round-trip a chunk of {_name}")
-            t["ok"] += x.nbytes
-            t["raw"] += x.nbytes
-            t["size"] += len(data)
-            if x.dtype == np.int16:
-                t["raw16"] += x.nbytes
-                t["size16"] += len(data)
+                best[i] = took if best[i] is None else min(best[i], took)
+                if not np.array_equal(y, x):
+                    raise SystemExit(f"{c.name} did not round-trip a chunk of {_name}")
+        for (c, _data), took in zip(coded, best):
+            totals[c.name]["dec"] += took
+            totals[c.name]["ok"] += x.nbytes
     return dict(corpus=str(corpus), chunking=chunking, chunks=n, codecs=totals)
 
 
@@ -281,6 +282,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunkings", default="1s,30000x64")
     ap.add_argument("--decode-repeats", type=int, default=3,
                     help="decode each chunk this many times, the fastest counted (default 3)")
+    ap.add_argument("--only", help="only these codecs, by their row names, ';' between "
+                    "(e.g. 'Vae(level=0, model=None);WavPack(level=2)')")
     ap.add_argument("--shard", default="0/1",
                     help="K/N: only the files (1s) or chunks (30000x64) whose index is K mod N, "
                     "to run one corpus as N processes; --merge adds their JSON up")
@@ -310,6 +313,9 @@ def main(argv=None) -> int:
                                                         / STACK_CHANNELS)))
     codec_list, notes = codecs([int(v) for v in args.levels.split(",") if v],
                                [int(v) for v in args.plain_levels.split(",") if v])
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(";")]
+        codec_list = [c for c in codec_list if c.name in wanted]
     results = []
     for corpus in corpora:
         for chunking in args.chunkings.split(","):
