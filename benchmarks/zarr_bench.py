@@ -26,9 +26,16 @@ the int16 chunks only, the set on which Flac is compared. A chunk a codec fails 
 (WavPack's encoder fails on some: its output would exceed the input) is named in the JSON and
 counted in the table at its raw size.
 
+Each chunk is encoded by every codec, then decoded by each in turn, ``--decode-repeats`` rounds
+(3 by default; the machine may be shared), the fastest decode of each codec counted; each plain
+level's decode MB/s is given as a multiple of WavPack(level=2)'s, measured side by side. BLAS
+threads are limited to one.
+
 Usage:
   zarr_bench.py [--corpus DIR ...] [--limit-seconds N] [--stack-samples N] [--levels 0,5,8]
-                [--plain-levels 0,2] [--chunkings 1s,30000x64] [--json OUT.json] [--md OUT.md]
+                [--plain-levels 0,2] [--chunkings 1s,30000x64] [--decode-repeats 3]
+                [--only 'NAME;NAME'] [--shard K/N] [--json OUT.json] [--md OUT.md]
+  zarr_bench.py --merge SHARD.json ... [--json OUT.json] [--md OUT.md]
 
 --limit-seconds N: per corpus, files in sorted-name order until N seconds of audio are taken
   (the 1s chunking), and the 64-column array at most N seconds long per column's rate share
@@ -44,10 +51,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# one core: BLAS threads (numpy's, in the encoder's analysis) would spin on the others, and
+# process time counts every thread
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from vaelac.numcodecs import Vae
-from vaelac.wav import read_wav
+import numpy as np  # noqa: E402
+
+from vaelac.numcodecs import Vae  # noqa: E402
+from vaelac.wav import read_wav  # noqa: E402
 
 STACK_CHANNELS = 64
 STACK_CHUNK = 30_000
@@ -64,11 +76,13 @@ def _dtype(bits: int) -> np.dtype:
     return np.dtype("int8" if bits <= 8 else "int16" if bits <= 16 else "int32")
 
 
-def chunks_1s(corpus: Path, limit: float | None):
+def chunks_1s(corpus: Path, limit: float | None, shard: tuple[int, int] = (0, 1)):
     taken = 0.0
-    for row in _manifest(corpus):
+    for i, row in enumerate(_manifest(corpus)):
         if limit is not None and taken >= limit:
             return
+        if i % shard[1] != shard[0]:
+            continue
         pcm, fmt = read_wav(corpus / row["name"])
         taken += len(pcm) / fmt.sample_rate
         pcm = pcm.astype(_dtype(fmt.bits_per_sample))
@@ -77,7 +91,7 @@ def chunks_1s(corpus: Path, limit: float | None):
                 pcm[start:start + fmt.sample_rate])
 
 
-def chunks_stacked(corpus: Path, samples: int):
+def chunks_stacked(corpus: Path, samples: int, shard: tuple[int, int] = (0, 1)):
     rows = [r for r in _manifest(corpus) if r["bits"] == "16"]
     if not rows:
         return
@@ -98,8 +112,9 @@ def chunks_stacked(corpus: Path, samples: int):
     flat = np.concatenate(parts)[:need]
     samples = len(flat) // STACK_CHANNELS
     array = flat[:samples * STACK_CHANNELS].reshape(STACK_CHANNELS, samples).T
-    for start in range(0, samples, STACK_CHUNK):
-        yield f"stack{rate}", rate, np.ascontiguousarray(array[start:start + STACK_CHUNK])
+    for i, start in enumerate(range(0, samples, STACK_CHUNK)):
+        if i % shard[1] == shard[0]:
+            yield f"stack{rate}", rate, np.ascontiguousarray(array[start:start + STACK_CHUNK])
 
 
 class _Pipeline:
@@ -160,13 +175,16 @@ def codecs(levels: list[int], plain_levels: list[int]) -> tuple[list, list[str]]
     return found, notes
 
 
-def run(corpus: Path, chunking: str, chunk_iter, codec_list) -> dict:
+def run(corpus: Path, chunking: str, chunk_iter, codec_list, repeats: int = 1) -> dict:
+    """Every codec encodes the chunk, then the codecs decode it in turn, ``repeats`` rounds
+    (each decode follows another codec's, not its own encode), the fastest of each counted."""
     totals = {c.name: dict(raw=0, ok=0, size=0, enc=0.0, dec=0.0, raw16=0, size16=0, skipped=0,
                            failed=[])
               for c in codec_list}
     n = 0
     for _name, _rate, x in chunk_iter:
         n += 1
+        coded = []
         for c in codec_list:
             if isinstance(c, _Pipeline):
                 from numcodecs import Delta
@@ -183,24 +201,25 @@ def run(corpus: Path, chunking: str, chunk_iter, codec_list) -> dict:
                 t["failed"].append(f"{_name}: {type(exc).__name__}: {exc}")
                 data = None
             t["enc"] += time.process_time() - start
-            if data is None:
-                t["raw"] += x.nbytes
-                t["size"] += x.nbytes
-                if x.dtype == np.int16:
-                    t["raw16"] += x.nbytes
-                    t["size16"] += x.nbytes
-                continue
-            start = time.process_time()
-            y = c.decode(data, x)
-            t["dec"] += time.process_time() - start
-            if not np.array_equal(y, x):
-                raise SystemExit(f"{c.name} did not round-trip a chunk of {_name}")
-            t["ok"] += x.nbytes
             t["raw"] += x.nbytes
-            t["size"] += len(data)
-            if x.dtype == np.int16:
-                t["raw16"] += x.nbytes
-                t["size16"] += len(data)
+            t["raw16"] += x.nbytes if x.dtype == np.int16 else 0
+            size = x.nbytes if data is None else len(data)
+            t["size"] += size
+            t["size16"] += size if x.dtype == np.int16 else 0
+            if data is not None:
+                coded.append((c, data))
+        best = [None] * len(coded)
+        for _ in range(repeats):
+            for i, (c, data) in enumerate(coded):
+                start = time.process_time()
+                y = c.decode(data, x)
+                took = time.process_time() - start
+                best[i] = took if best[i] is None else min(best[i], took)
+                if not np.array_equal(y, x):
+                    raise SystemExit(f"{c.name} did not round-trip a chunk of {_name}")
+        for (c, _data), took in zip(coded, best):
+            totals[c.name]["dec"] += took
+            totals[c.name]["ok"] += x.nbytes
     return dict(corpus=str(corpus), chunking=chunking, chunks=n, codecs=totals)
 
 
@@ -220,9 +239,33 @@ def markdown(results: list[dict], notes: list[str]) -> str:
             dec = t["ok"] / 1e6 / t["dec"] if t["dec"] else float("inf")
             failed = f" ({len(t['failed'])} chunks failed: counted raw)" if t["failed"] else ""
             out.append(f"| {name}{failed} | {pct} | {p16} | {enc:.2f} | {dec:.1f} |")
+        anchor = r["codecs"].get("WavPack(level=2)")
+        for name, t in r["codecs"].items():
+            if "model=None" in name and t["dec"] and anchor and anchor["dec"]:
+                ratio = (t["ok"] / t["dec"]) / (anchor["ok"] / anchor["dec"])
+                out.append(f"\n{name}: {ratio:.3f}x WavPack(level=2)'s decode MB/s")
     for note in notes:
         out.append(f"\n{note}")
     return "\n".join(out)
+
+
+def merge(runs: list[dict]) -> tuple[list[dict], list[str]]:
+    """The results of several runs (shards of the same corpora) added up, in first-seen order."""
+    merged: dict[tuple[str, str], dict] = {}
+    notes: list[str] = []
+    for data in runs:
+        notes += [n for n in data["notes"] if n not in notes]
+        for r in data["results"]:
+            key = (r["corpus"], r["chunking"])
+            into = merged.setdefault(key, dict(corpus=r["corpus"], chunking=r["chunking"],
+                                               chunks=0, codecs={}))
+            into["chunks"] += r["chunks"]
+            for name, t in r["codecs"].items():
+                have = into["codecs"].setdefault(name, {k: ([] if k == "failed" else 0)
+                                                        for k in t})
+                for k, v in t.items():
+                    have[k] += v
+    return list(merged.values()), notes
 
 
 def main(argv=None) -> int:
@@ -237,9 +280,28 @@ def main(argv=None) -> int:
     ap.add_argument("--plain-levels", default="0,2",
                     help="Vae levels on the plain path (model=None), the fastest to decode")
     ap.add_argument("--chunkings", default="1s,30000x64")
+    ap.add_argument("--decode-repeats", type=int, default=3,
+                    help="decode each chunk this many times, the fastest counted (default 3)")
+    ap.add_argument("--only", help="only these codecs, by their row names, ';' between "
+                    "(e.g. 'Vae(level=0, model=None);WavPack(level=2)')")
+    ap.add_argument("--shard", default="0/1",
+                    help="K/N: only the files (1s) or chunks (30000x64) whose index is K mod N, "
+                    "to run one corpus as N processes; --merge adds their JSON up")
+    ap.add_argument("--merge", type=Path, nargs="+",
+                    help="add up the results of these --json files (shards) and print them")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--md", type=Path)
     args = ap.parse_args(argv)
+    if args.merge:
+        results, notes = merge([json.loads(p.read_text()) for p in args.merge])
+        text = markdown(results, notes)
+        if args.json:
+            args.json.write_text(json.dumps(dict(results=results, notes=notes), indent=1))
+        if args.md:
+            args.md.write_text(text + "\n")
+        print(text)
+        return 0
+    shard = tuple(int(v) for v in args.shard.split("/"))
     corpora = args.corpus or [p for p in (here / "corpus" / "dev", here / "corpus" / "wide",
                                           here.parent / "corpus" / "dev",
                                           here.parent / "corpus" / "wide")
@@ -251,12 +313,15 @@ def main(argv=None) -> int:
                                                         / STACK_CHANNELS)))
     codec_list, notes = codecs([int(v) for v in args.levels.split(",") if v],
                                [int(v) for v in args.plain_levels.split(",") if v])
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(";")]
+        codec_list = [c for c in codec_list if c.name in wanted]
     results = []
     for corpus in corpora:
         for chunking in args.chunkings.split(","):
-            it = (chunks_1s(corpus, args.limit_seconds) if chunking == "1s"
-                  else chunks_stacked(corpus, stack))
-            result = run(corpus, chunking, it, codec_list)
+            it = (chunks_1s(corpus, args.limit_seconds, shard) if chunking == "1s"
+                  else chunks_stacked(corpus, stack, shard))
+            result = run(corpus, chunking, it, codec_list, args.decode_repeats)
             results.append(result)
             print(markdown([result], []), flush=True)
             if args.json:

@@ -48,7 +48,7 @@ from .spec.errors import (FormatError, IntegrityError, LimitError, ModelError, T
 from .stream_head import StreamInfo, _one_line
 
 __all__ = ["FrameInfo", "CheckedFrame", "DecodedFrame", "FrameDecoder", "decode_frame",
-           "check_header", "check_crc", "header_fields", "image_size"]
+           "check_frame", "check_header", "check_crc", "header_fields", "image_size"]
 
 # construct's compiled parsers are 4-5x faster than interpreted ones. They do not check that a
 # Bytes field got all its bytes, so _parse_subframe checks those lengths itself; frame headers
@@ -132,20 +132,30 @@ def decode_frame(data: bytes, info: StreamInfo, model: ModelSource = None, *, in
     that ends early) and the MD5 are the caller's (over ``result.image``, in frame order)."""
     if first_sample is None:
         first_sample = index * info.frame_length
-    # the header as the stream's reader takes it: its first byte (none: the stream's end),
-    # then the rest, so that a cut header is reported alike
-    head_bytes = (_take(data, 0, 1, "frame header", offset, index)
-                  + _take(data, 1, FRAME_HEADER_BYTES - 1, "frame header", offset, index))
-    head = check_header(head_bytes, info, index, first_sample, offset)
-    payload = _take(data, FRAME_HEADER_BYTES, head["payload_length"], "frame payload", offset,
-                    index)
-    crc_bytes = _take(data, FRAME_HEADER_BYTES + len(payload), FRAME_CRC_BYTES, "frame CRC",
-                      offset, index)
-    check_crc(head_bytes, payload, crc_bytes, offset, index, first_sample)
-    frame = CheckedFrame(index, offset, first_sample, head["sample_count"],
-                         head["channel_mode"], payload)
+    frame = check_frame(data, info, index=index, first_sample=first_sample, offset=offset)
     pcm, image, types = FrameDecoder(info, model).decode(frame)
     return DecodedFrame(pcm, image, frame.frame_info(types))
+
+
+def check_frame(data, info: StreamInfo, *, index: int, first_sample: int,
+                offset: int = 0, start: int = 0) -> CheckedFrame:
+    """The frame at ``start`` in ``data`` (bytes or a memoryview) with its header, sizes and
+    CRC-32 checked (§5.1, §5.2, §5.5) as :func:`decode_frame` checks them, ready for
+    :meth:`FrameDecoder.decode`; ``offset``: where ``start`` is in the stream (for error
+    reports). The frame ends ``FRAME_HEADER_BYTES + len(payload) + FRAME_CRC_BYTES`` bytes on."""
+    where = offset - start
+    # the header as the stream's reader takes it: its first byte (none: the stream's end),
+    # then the rest, so that a cut header is reported alike
+    head_bytes = (_take(data, start, 1, "frame header", where, index)
+                  + _take(data, start + 1, FRAME_HEADER_BYTES - 1, "frame header", where,
+                          index))
+    head = check_header(head_bytes, info, index, first_sample, offset)
+    at = start + FRAME_HEADER_BYTES
+    payload = _take(data, at, head["payload_length"], "frame payload", where, index)
+    crc_bytes = _take(data, at + len(payload), FRAME_CRC_BYTES, "frame CRC", where, index)
+    check_crc(head_bytes, payload, crc_bytes, offset, index, first_sample)
+    return CheckedFrame(index, offset, first_sample, head["sample_count"],
+                        head["channel_mode"], payload, head["last"])
 
 
 def _take(data: bytes, start: int, n: int, structure: str, offset: int, index: int) -> bytes:
@@ -234,19 +244,26 @@ class FrameDecoder:
         """A checked frame's samples: its subframes (§5.3-§6.4), then the channels restored
         (§6.1); as (int32 samples, interleaved; their PCM image, §4.2; the subframe types).
         Touches no state but the model, so frames may decode concurrently."""
+        pcm = array("i", bytes(4 * job.count * self.info.channels))
+        image = bytearray(image_size(self.info, job.count))
+        return pcm, image, self.decode_into(job, pcm, image)
+
+    def decode_into(self, job: CheckedFrame, pcm, image) -> list[int]:
+        """:meth:`decode` into buffers the caller gives (writable, C-contiguous): ``pcm`` of
+        int32 items and ``image`` of bytes, exactly ``job.count * channels`` samples each (a
+        memoryview of a larger buffer will do), so that a caller decoding many frames
+        allocates once; the subframe types are returned."""
         info = self.info
         coded, shifts, types = self._decode_subframes(job)
         bits = info.bits_per_sample
         # Channels restored (§6.1), range-checked, interleaved and packed into the MD5's byte
         # image (§4.2) in one kernel pass; the image also serves writers of whole-byte WAV.
-        pcm = array("i", bytes(4 * job.count * info.channels))
-        image = bytearray(image_size(info, job.count))
         outside = kernels.frame_pcm(coded, bytes(shifts), job.mode, bits, pcm, image)
         if outside >= 0:
             raise IntegrityError(f"decoded sample {outside} of the frame leaves the {bits}-bit "
                                  "range", structure="frame header", offset=job.offset,
                                  frame=job.index, sample=job.first_sample, section="§6.1")
-        return pcm, image, types
+        return types
 
     def _decode_subframes(self, job: CheckedFrame):
         info = self.info
@@ -327,7 +344,7 @@ class FrameDecoder:
             if body["data_length"] != expected:
                 raise FormatError(f"VERBATIM data_length {expected} expected, found "
                                   f"{body['data_length']}", **where, section="§5.4")
-            x = array("q", bytes(8 * count))
+            x = _ZERO_Q * count
             kernels.unpack_signed(body["data"], count, width, x)
         else:
             order, shift = body["order"], body["shift"]
@@ -338,17 +355,17 @@ class FrameDecoder:
                 raise FormatError(f"coef_bits {body['coef_bits']} or shift {shift} out of range",
                                   **where, section="§5.4")
             _check_initial_mean(body, where)
-            coefs = array("i", bytes(4 * order))
+            coefs = _ZERO_I * order
             kernels.unpack_signed(body["coefs"], order, body["coef_bits"], coefs)
             if kind == SubframeType.MODEL_PREDICTED:
-                x = array("q", bytes(8 * count))
+                x = _ZERO_Q * count
                 model = self._model
                 symbols = array("q", bytes(8 * model.latent_dim))
                 status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x, symbols,
                                            model.prior, model.latent_levels_log2)
                 if status:
                     raise FormatError(_RC_STATUS[status], **where, section="§8.4")
-                residual = array("q", bytes(8 * count))
+                residual = _ZERO_Q * count
                 bad = kernels.model_restore(x, coefs, order, shift, lo, hi, width,
                                             body["initial_mean_log2"], model.decoder_net(symbols),
                                             cross, residual)
@@ -427,7 +444,7 @@ def _check_initial_mean(body, where: dict) -> None:
 
 def _range_decoded(body, count: int, where: dict) -> array:
     """A body's ``count`` residuals, range-decoded without the model (§7)."""
-    x = array("q", bytes(8 * count))
+    x = _ZERO_Q * count
     status = kernels.rc_decode(body["data"], body["initial_mean_log2"], x)
     if status:
         raise FormatError(_RC_STATUS[status], **where, section="§7.5")
@@ -456,6 +473,10 @@ def _ols_params(body, where: dict) -> array:
                           f"{forget}, ols_ridge {ridge}, ols_interval_log2 {interval_log2}",
                           **where, section="§6.6")
     return array("i", fields)
+
+
+_ZERO_Q = array("q", [0])  # repeated: a zeroed buffer of n int64 at half the cost of bytes()
+_ZERO_I = array("i", [0])
 
 
 def _parse_subframe(stream: io.BytesIO, where: dict):

@@ -72,3 +72,58 @@ def test_a_damaged_or_cut_frame_is_the_stream_decoders_error(where):
             decode_frame(damaged[frame.offset:], info, index=1, offset=frame.offset)
         assert type(caught.value) is type(expected)
         assert str(caught.value) == str(expected)
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_frames_checked_in_place_decode_into_one_buffer(name):
+    """check_frame takes each frame where it lies in the whole stream (a memoryview, no copy
+    of what follows) and FrameDecoder.decode_into writes its samples into slices of buffers
+    the caller holds: one image of the whole stream, the stream decoder's bytes, its MD5."""
+    from array import array
+
+    from vaelac.frame_decoder import FrameDecoder, check_frame
+
+    data = (VECTORS / name).read_bytes()
+    dec, images = _frames(data)
+    head = read_head(Reader(io.BytesIO(data)))
+    info = head.info
+    width = (info.bits_per_sample + 7) // 8
+    decoder = FrameDecoder(info, head.find_model)
+    view = memoryview(data)
+    image = bytearray(b"\xaa" * sum(map(len, images)))
+    pcm = memoryview(array("i", bytes(4 * info.frame_length * info.channels)))
+    done = 0
+    for frame in dec.frames:
+        checked = check_frame(view, info, index=frame.index, first_sample=frame.first_sample,
+                              offset=frame.offset, start=frame.offset)
+        assert (checked.count, checked.first_sample) == (frame.sample_count,
+                                                          frame.first_sample)
+        n = checked.count * info.channels
+        types = decoder.decode_into(checked, pcm[:n],
+                                    memoryview(image)[done * width:(done + n) * width])
+        assert types == frame.subframe_types
+        done += n
+    assert bytes(image) == b"".join(images)
+    if info.pcm_md5 is not None:
+        assert hashlib.md5(image).digest() == info.pcm_md5
+
+
+@pytest.mark.parametrize("where", ["header", "payload", "crc"])
+def test_a_damaged_or_cut_frame_checked_in_place_is_the_stream_decoders_error(where):
+    """check_frame on a frame inside the whole stream (``start``) reports a damaged or cut
+    frame 1 as the stream decoder does: same class, same message, same offsets."""
+    from vaelac.frame_decoder import check_frame
+
+    data = (VECTORS / "subset/subframe_mixed_cascade_stereo.vae").read_bytes()
+    dec, _ = _frames(data)
+    frame = dec.frames[1]
+    at = {"header": frame.offset + 3, "payload": frame.offset + 20,
+          "crc": frame.offset + frame.size - 1}[where]
+    for damaged in (data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:], data[:at]):
+        expected = _stream_error(damaged)
+        with pytest.raises(VaeError) as caught:
+            check_frame(memoryview(damaged), dec.info, index=1,
+                        first_sample=frame.first_sample, offset=frame.offset,
+                        start=frame.offset)
+        assert type(caught.value) is type(expected)
+        assert str(caught.value) == str(expected)
