@@ -815,12 +815,12 @@ class StreamEncoder:
         self._threads = threads  # 1: the candidate streams one after another on this thread
         self._cancelled = False  # set by a parent encoder that gave up (_on_candidates)
         # The candidate streams, each encoded whole into a temporary file (on threads: the
-        # kernels run without the GIL); close() copies the smallest stream to fileobj. They
-        # carry a SEEKTABLE only where this output would: the sizes compared are its own.
+        # kernels run without the GIL); close() copies the smallest stream to fileobj. Being
+        # seekable, they carry a SEEKTABLE and their length and MD5 even when fileobj is a
+        # pipe, where a single stream (levels 0-4) can carry none of them: that block is the
+        # one difference between a level and the one below that the nesting allows (README).
         self._candidates: list[StreamEncoder] | None = None
         if len(plans) > 1:
-            if not _seekable(fileobj):
-                seek_interval_seconds = None
             # level 4's stream as `-4` with the same arguments makes it ("default": none)
             self._candidates = [StreamEncoder(
                 tempfile.SpooledTemporaryFile(_SPOOL_BYTES), sample_rate, channels,
