@@ -161,3 +161,16 @@ def adversarial_signal(kind: str, rate: int = 44100, seconds: float = 1.0,
         raise ValueError(kind)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return np.clip(np.round(x), lo, hi).astype(np.int64), bits
+
+
+def write_wav16(path, pcm: np.ndarray, rate: int = 44100):
+    """A 16-bit PCM WAV of ``pcm`` (n, channels) by the standard library's wave module (not
+    vaelac's writer); returns ``path``."""
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(pcm.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return path

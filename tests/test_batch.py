@@ -4,7 +4,6 @@ import multiprocessing
 import os
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
@@ -12,27 +11,18 @@ import pytest
 import vaelac
 from vaelac import cli
 from vaelac.wav import read_wav
-from _signals import make_signal
+from _signals import make_signal, write_wav16
 
 VAELAC = [sys.executable, "-m", "vaelac"]
 fork_only = pytest.mark.skipif(multiprocessing.get_start_method() != "fork",
                                reason="patches reach the workers only when they are forked")
 
 
-def _wav(path, pcm, rate=44100):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    return path
-
-
 def _batch(tmp_path, n=4):
     signals = {}
     for i in range(n):
         pcm = make_signal("walk", 6000 + 1000 * i, 2, 16, seed=i)
-        _wav(tmp_path / f"good{i}.wav", pcm)
+        write_wav16(tmp_path / f"good{i}.wav", pcm)
         signals[f"good{i}"] = pcm
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(8))
     (tmp_path / "notes.txt").write_text("not audio")

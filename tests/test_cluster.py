@@ -28,20 +28,11 @@ distributed = pytest.importorskip(
 fsspec = pytest.importorskip("fsspec", reason='fsspec absent: python -m pip install ".[dask]"')
 psutil = pytest.importorskip("psutil", reason="psutil (a dependency of distributed) absent")
 
-from _signals import make_signal  # noqa: E402
+from _signals import make_signal, write_wav16  # noqa: E402
 
 VAELAC = [sys.executable, "-m", "vaelac"]
 DEMO = Path(vaelac.__file__).parent / "data" / "demo.wav"
 MANIFEST = "vaelac-manifest.jsonl"
-
-
-def _wav(path, pcm, rate=44100):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    return path
 
 
 def _md5(pcm) -> str:
@@ -53,7 +44,7 @@ def _folder(path: Path, n: int, samples: int = 8000, bad: bool = False) -> dict:
     signals = {}
     for i in range(n):
         pcm = make_signal("walk", samples + 37 * i, 2, 16, seed=i)
-        _wav(path / f"f{i:04d}.wav", pcm)
+        write_wav16(path / f"f{i:04d}.wav", pcm)
         signals[f"f{i:04d}"] = pcm
     if bad:  # a header that promises a fmt chunk and ends
         (path / "bad.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(8))
@@ -191,7 +182,7 @@ def test_memory_urls_on_local_threads_with_a_manifest_copy(tmp_path, capsys):
     signals = {}
     for i in range(3):
         pcm = make_signal("walk", 5000 + i, 1, 16, seed=i)
-        _wav(tmp_path / "x.wav", pcm)
+        write_wav16(tmp_path / "x.wav", pcm)
         mem.pipe(f"{root}/raw/m{i}.wav", (tmp_path / "x.wav").read_bytes())
         signals[f"m{i}"] = pcm
     manifest = tmp_path / "m.jsonl"
@@ -374,7 +365,7 @@ def test_many_small_files_then_a_rerun_that_encodes_nothing(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "vae"
     raw.mkdir()
     pcm = make_signal("walk", 2205, 1, 16, seed=1)  # 0.05 s at 44.1 kHz
-    _wav(raw / "x0000.wav", pcm)
+    write_wav16(raw / "x0000.wav", pcm)
     data = (raw / "x0000.wav").read_bytes()
     for i in range(1, SMALL_FILES):
         (raw / f"x{i:04d}.wav").write_bytes(data)

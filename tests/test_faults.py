@@ -11,26 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-import wave
 
 import numpy as np
 import pytest
 
 import vaelac
 from vaelac import cli
-from _signals import make_signal
+from _signals import make_signal, write_wav16
 
 VAELAC = [sys.executable, "-m", "vaelac"]
 PRECIOUS = b"precious previous output"
-
-
-def _wav(path, pcm, rate=44100):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    return path
 
 
 def _parts(directory):
@@ -82,7 +72,7 @@ def test_api_write_on_a_full_disk_keeps_the_previous_file(tmp_path, full_disk):
 
 
 def test_cli_encode_and_decode_on_a_full_disk(tmp_path, monkeypatch, capsys):
-    src = _wav(tmp_path / "in.wav", _music())
+    src = write_wav16(tmp_path / "in.wav", _music())
     vaelac.write(tmp_path / "in.vae", _music(), 44100)
     (tmp_path / "out.vae").write_bytes(PRECIOUS)
     (tmp_path / "out.wav").write_bytes(PRECIOUS)
@@ -160,7 +150,7 @@ def tiny_fs(tmp_path):
 
 def test_a_really_full_disk(tmp_path, tiny_fs):
     noise = _music(200000)  # 800 KB of PCM: does not fit in 256 KiB however it is coded
-    src = _wav(tmp_path / "in.wav", noise)
+    src = write_wav16(tmp_path / "in.wav", noise)
     out = tiny_fs / "out.vae"
     out.write_bytes(PRECIOUS)
     r = subprocess.run(VAELAC + ["encode", str(src), "-o", str(out), "-f"],
@@ -201,7 +191,7 @@ _SLOW = dict(os.environ, VAELAC_PURE_PYTHON="1")  # the pure-Python kernels: sec
 
 
 def test_ctrl_c_during_cli_encode_keeps_the_previous_file(tmp_path):
-    src = _wav(tmp_path / "in.wav", make_signal("walk", 40000, 2, 16, seed=1))
+    src = write_wav16(tmp_path / "in.wav", make_signal("walk", 40000, 2, 16, seed=1))
     out = tmp_path / "out.vae"
     out.write_bytes(PRECIOUS)
     proc = _interrupt_when_writing(VAELAC + ["encode", str(src), "-o", str(out), "-f"],
@@ -221,7 +211,7 @@ def test_ctrl_c_during_cli_decode_leaves_no_output(tmp_path):
 @pytest.mark.parametrize("group", [True, False], ids=["terminal", "parent-only"])
 def test_ctrl_c_during_a_parallel_batch(tmp_path, group):
     for i in range(4):
-        _wav(tmp_path / f"f{i}.wav", make_signal("walk", 30000, 2, 16, seed=i))
+        write_wav16(tmp_path / f"f{i}.wav", make_signal("walk", 30000, 2, 16, seed=i))
         (tmp_path / f"f{i}.vae").write_bytes(PRECIOUS)
     proc = _interrupt_when_writing(VAELAC + ["encode", str(tmp_path), "-j", "2", "-f"],
                                    tmp_path, group=group, env=_SLOW)
@@ -236,7 +226,7 @@ def test_ctrl_c_during_a_parallel_batch(tmp_path, group):
 # -- verify, overwrite ---------------------------------------------------------------------------
 
 def test_verify_catches_a_stream_that_does_not_match_its_source(tmp_path, monkeypatch, capsys):
-    src = _wav(tmp_path / "in.wav", make_signal("walk", 5000, 2, 16, seed=3))
+    src = write_wav16(tmp_path / "in.wav", make_signal("walk", 5000, 2, 16, seed=3))
     from vaelac.encoder import StreamEncoder
     real = StreamEncoder.write
 
