@@ -320,7 +320,7 @@ class _ChannelAnalysis:
         self.width = bits - self.wasted
         self.candidates: list[tuple[float, int, str]] = []  # (estimate, order, window)
         self._bests: list[_Predicted] | None = None  # predicted_bests(), once
-        self.best_tiers: list[int] = []
+        self.best_tiers: list[int] = []  # set with _bests (_predicted_bests)
         self._memo: dict[int, tuple[np.ndarray | None, dict]] = {}  # _options' per cross input
         self.est_bits = 0.0
         if self.constant or n < 2:
@@ -845,7 +845,10 @@ class StreamEncoder:
         self._samples = 0
         self._lo = -(1 << (bits_per_sample - 1))
         self._hi = (1 << (bits_per_sample - 1)) - 1
-        self._seekable = _seekable(fileobj)
+        try:
+            self._seekable = bool(fileobj.seekable())
+        except (AttributeError, OSError):
+            self._seekable = False
         self._start = fileobj.tell() if self._seekable else 0
         self._seek_points: list[tuple[int, int]] = []
         self._frame_sizes: list[int] = []  # the bytes of each frame coded (for _decide)
@@ -1100,13 +1103,6 @@ class StreamEncoder:
     def __exit__(self, *exc) -> None:
         if exc[0] is None:
             self.close()
-
-
-def _seekable(fileobj) -> bool:
-    try:
-        return bool(fileobj.seekable())
-    except (AttributeError, OSError):
-        return False
 
 
 def _is_default(model) -> bool:
